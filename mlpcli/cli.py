@@ -1,0 +1,419 @@
+"""The `mlp` command: parse options, make one library call, print the result.
+
+Progress (bars, per-epoch lines, warnings) goes to stderr; results go to stdout.
+Library errors exit 1 with a one-line message; usage errors exit 2, as click does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .activations import ACTIVATIONS
+from .errors import ConfigError, MlpError
+from .initializers import INITIALIZERS
+from .losses import LOSSES
+
+DEFAULT_CHECKPOINT = "checkpoint.npz"
+INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
+
+
+class LayersType(click.ParamType):
+    """'784,64,10' (or a TOML list) -> [784, 64, 10]."""
+
+    name = "SIZES"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            parts = value
+        else:
+            parts = str(value).split(",")
+        try:
+            sizes = [int(str(p).strip()) for p in parts]
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a comma-separated list of sizes, e.g. 784,64,10", param, ctx
+            )
+        if len(sizes) < 2 or min(sizes) < 1:
+            self.fail(
+                f"{value!r} needs at least an input and an output size, all positive, "
+                "e.g. 784,64,10",
+                param,
+                ctx,
+            )
+        return sizes
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -> str | None:
+    """Read a TOML config into click's default_map, so flags on the command line still win."""
+    if path is None:
+        return None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as file:
+            table = tomllib.load(file)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path} ({exc.strerror})", ctx, param) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{path} is not valid TOML ({exc})", ctx, param) from None
+    options = {p.name: p for p in ctx.command.params if p.name not in ("config", "help")}
+    defaults = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in options or isinstance(value, dict):
+            known = ", ".join(sorted(n.replace("_", "-") for n in options))
+            raise click.BadParameter(
+                f"unknown key {key!r} in {path}; known keys: {known}", ctx, param
+            )
+        try:
+            defaults[name] = options[name].type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise click.BadParameter(
+                f"{key} = {value!r} in {path}: {exc.message}", ctx, param
+            ) from None
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class Cli(click.Group):
+    """Turns the library's errors into one-line messages with exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MlpError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(
+    cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.version_option(__version__, prog_name="mlpcli")
+def cli():
+    """Train, evaluate and run a multilayer perceptron on MNIST, written in plain NumPy.
+
+    \b
+    Typical session:
+      mlp train                     # downloads MNIST once, writes checkpoint.npz
+      mlp evaluate checkpoint.npz   # accuracy, confusion matrix, per-class figures
+      mlp predict my-digit.png      # the digit in your own image
+    """
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where MNIST is cached (or a folder that already holds the four files). "
+    "[default: $MLP_DATA_DIR, else $XDG_CACHE_HOME/mlpcli or ~/.cache/mlpcli]",
+)
+mirror_option = click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="Base URL to download the MNIST files from, instead of the public mirrors; "
+    "repeat for fallbacks. [default: $MLP_MNIST_MIRROR, else the public mirrors]",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+
+
+@cli.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help="TOML file of options (keys are the option names, e.g. batch-size = 32); "
+    "options given on the command line win.",
+)
+@click.option(
+    "--layers",
+    type=LayersType(),
+    default="784,128,10",
+    show_default=True,
+    help="Layer sizes from input to output: 784 pixels in, 10 digits out.",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(sorted(ACTIVATIONS)),
+    default="relu",
+    show_default=True,
+    help="Activation of the hidden layers.",
+)
+@click.option(
+    "--leaky-slope",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Slope of leaky-relu for negative inputs.",
+)
+@click.option(
+    "--init",
+    type=click.Choice(sorted(INITIALIZERS)),
+    default=None,
+    help="Weight init scheme; 'zeros' shows why symmetric weights cannot learn. "
+    "[default: he-normal for relu/leaky-relu, glorot-uniform otherwise]",
+)
+@click.option(
+    "--init-scale",
+    type=click.FloatRange(0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Standard deviation of the 'normal' init.",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(sorted(LOSSES)),
+    default="cross-entropy",
+    show_default=True,
+    help="cross-entropy on softmax, mse on the raw outputs, or mse-softmax on the "
+    "softmax probabilities.",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Learning rate of SGD.",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=20,
+    show_default=True,
+    help="Most passes over the training data (early stopping may end sooner).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(0),
+    default=32,
+    show_default=True,
+    help="Samples per update: 1 = per-sample SGD, 0 = the full batch.",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(0),
+    default=3,
+    show_default=True,
+    help="Stop after this many epochs without validation-loss improvement; 0 = never.",
+)
+@click.option(
+    "--min-delta",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="How much the validation loss must drop to count as an improvement.",
+)
+@click.option(
+    "--validation-size",
+    type=click.IntRange(0, 59_999),
+    default=10_000,
+    show_default=True,
+    help="Training images held out (by the seeded shuffle) for early stopping.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the split, the init and the shuffles: same seed, same checkpoint.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CHECKPOINT,
+    show_default=True,
+    help="Checkpoint file to write.",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@data_dir_option
+@mirror_option
+@quiet_option
+def train(out: Path, force: bool, data_dir, mirrors, quiet: bool, **options):
+    """Train an MLP on MNIST and save the best epoch's weights.
+
+    Training stops early when the validation loss has not improved for --patience epochs,
+    and the weights of the best epoch are saved. Ctrl-C stops training and saves the best
+    weights so far.
+    """
+    from .api import TrainConfig
+    from .api import train as train_model
+    from .checkpoint import save_checkpoint
+
+    if out.exists() and not force:
+        raise click.UsageError(
+            f"{out} already exists; choose another file with --out, or replace it with --force"
+        )
+    if not out.parent.is_dir():
+        raise click.UsageError(f"the folder of --out {out} does not exist; create it first")
+    config = TrainConfig(**{f.name: options[f.name] for f in fields(TrainConfig)})
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if config.resolved_init == "zeros":
+        _echo_err(
+            "warning: --init zeros gives every hidden unit the same weights, so they all "
+            "get the same updates and stay identical: this network cannot learn"
+        )
+    report = None if quiet else _echo_err
+    try:
+        result = train_model(
+            config,
+            data_dir,
+            list(mirrors) or None,
+            progress=not quiet,
+            on_epoch=report and (lambda r: report(_epoch_line(r))),
+        )
+    except KeyboardInterrupt:
+        _echo_err("interrupted before the first epoch finished; nothing was saved")
+        sys.exit(INTERRUPTED_EXIT)
+    meta = result.meta
+    if meta["best_epoch"] == 0:
+        _echo_err("interrupted before the first epoch finished; nothing was saved")
+        sys.exit(INTERRUPTED_EXIT)
+    save_checkpoint(out, result.model, meta)
+    ran = len(meta["history"])
+    why = (
+        "interrupted"
+        if result.interrupted
+        else "stopped early"
+        if meta["stopped_early"]
+        else "finished"
+    )
+    click.echo(
+        f"{why} after {ran} epoch{'s' * (ran != 1)}; best epoch {meta['best_epoch']}: "
+        f"validation accuracy {_pct(meta.get('validation_accuracy'))}, "
+        f"test accuracy {_pct(meta['test_accuracy'])}"
+    )
+    click.echo(f"saved {out}")
+    if result.interrupted:
+        _echo_err("interrupted: the best weights so far were saved")
+        sys.exit(INTERRUPTED_EXIT)
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _epoch_line(record: dict) -> str:
+    line = (
+        f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f} "
+        f"acc {_pct(record['train_accuracy'])}"
+    )
+    if "validation_loss" in record:
+        line += (
+            f"  validation loss {record['validation_loss']:.4f} "
+            f"acc {_pct(record['validation_accuracy'])}"
+        )
+    return line + f"  {record['seconds']:.1f}s"
+
+
+@cli.command()
+@click.argument(
+    "checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CHECKPOINT
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "validation", "train"]),
+    default="test",
+    show_default=True,
+    help="Which images to measure on; validation and train are rebuilt with the checkpoint's seed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@data_dir_option
+@mirror_option
+@quiet_option
+def evaluate(checkpoint: Path, split: str, as_json: bool, data_dir, mirrors, quiet: bool):
+    """Accuracy, loss, confusion matrix and per-class figures of CHECKPOINT
+    (default: checkpoint.npz)."""
+    from .api import evaluate as evaluate_checkpoint
+    from .checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint)
+    report = evaluate_checkpoint(loaded, split, data_dir, list(mirrors) or None, progress=not quiet)
+    click.echo(json.dumps(report) if as_json else _report_text(checkpoint, report))
+
+
+def _report_text(checkpoint: Path, report: dict) -> str:
+    lines = [
+        f"{checkpoint} on the {report['split']} split ({report['samples']} images)",
+        f"accuracy {_pct(report['accuracy'])}   loss {report['loss']:.4f}",
+        "",
+        "confusion matrix (rows: true digit, columns: predicted digit)",
+        "      " + "".join(f"{k:>6d}" for k in range(len(report["confusion_matrix"]))),
+    ]
+    lines += [
+        f"{k:>6d}" + "".join(f"{n:>6d}" for n in row)
+        for k, row in enumerate(report["confusion_matrix"])
+    ]
+    lines += ["", " digit  precision  recall      f1  support"]
+    lines += [
+        f"{c['class']:>6d}  {c['precision']:>9.4f}  {c['recall']:>6.4f}  {c['f1']:>6.4f}"
+        f"  {c['support']:>7d}"
+        for c in report["per_class"]
+    ]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CHECKPOINT,
+    show_default=True,
+    help="Trained weights to use.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='One JSON object per image and line: {"file", "prediction", "probabilities"}.',
+)
+@click.option("--show", is_flag=True, help="Draw the 28x28 input the network saw, as text.")
+def predict(images: tuple[Path, ...], checkpoint: Path, as_json: bool, show: bool):
+    """The digit in each image (PNG, JPEG, ... any size, dark ink on light paper or the
+    reverse), with its probability and the next two candidates."""
+    from .api import predict_images
+    from .checkpoint import load_checkpoint
+    from .image import render_text
+
+    for p in predict_images(load_checkpoint(checkpoint), list(images)):
+        if not p.image.has_digit:
+            _echo_err(
+                f"warning: {p.file} holds no digit (no ink stands out from the paper); "
+                "the guess below means nothing"
+            )
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"file": p.file, "prediction": p.prediction, "probabilities": p.probabilities}
+                )
+            )
+        else:
+            ranked = sorted(range(len(p.probabilities)), key=lambda k: -p.probabilities[k])
+            others = ", ".join(f"{k} ({_pct(p.probabilities[k])})" for k in ranked[1:3])
+            click.echo(
+                f"{p.file}: {p.prediction} ({_pct(p.probabilities[p.prediction])}); next {others}"
+            )
+        if show:
+            click.echo(render_text(p.image.pixels))
+
+
+def main() -> None:
+    cli(prog_name="mlp")

@@ -1,0 +1,140 @@
+"""Any image a person gives -> a 28x28 input like the ones MNIST was made of.
+
+MNIST digits are white ink on black, scaled so the longer side of the ink is 20 px (keeping the
+aspect ratio, anti-aliased) and placed in a 28x28 field with the centre of mass at the centre.
+`prepare_image` repeats those steps on a photo, a scan or a drawing, so that the network sees
+what it saw in training.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+
+FIELD = 28  # output side, px
+BOX = 20  # longer side of the ink after scaling, px
+MIN_CONTRAST = 0.1  # ink that differs from the paper by less than this is not a digit
+INK_FLOOR = 0.05  # fainter than this (after stretching) counts as paper: JPEG noise, dust
+
+
+@dataclass
+class PreparedImage:
+    pixels: np.ndarray  # (28, 28) float32 in [0, 1], ink bright, like MNIST pixel / 255
+    has_digit: bool  # False for a blank image: there was no ink to find
+
+
+def read_grayscale(path: str | Path) -> np.ndarray:
+    """Image file -> (h, w) float32 in [0, 1], 0 = black. Transparency is composited over
+    white paper; the first frame of an animation is used; EXIF rotation is applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)
+                image = ImageOps.exif_transpose(image)
+                return _to_gray(image)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{path} is not an image Pillow can read (PNG, JPEG, GIF, BMP, ...)"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{path} is too large to be a digit drawing (over "
+            f"{Image.MAX_IMAGE_PIXELS} pixels); scale it down first"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{path} cannot be decoded ({exc}); is it truncated?") from None
+
+
+def _to_gray(image) -> np.ndarray:
+    from PIL import Image
+
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+        return np.clip(values / top, 0, 1)
+    if "A" in image.mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def _ink_bright(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """Flip dark-ink-on-light-paper to MNIST's polarity, subtract the paper and stretch the
+    ink to [0, 1]. The paper's shade is the median of the border pixels. Returns the ink and
+    the contrast between the strongest ink and the paper."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:
+        gray, border = 1 - gray, 1 - border
+    ink = gray - np.median(border)
+    contrast = float(ink.max())
+    if contrast < MIN_CONTRAST:
+        return np.zeros_like(gray), contrast
+    ink = np.clip(ink / contrast, 0, 1)
+    noise = float(np.percentile(np.clip(border - np.median(border), 0, None) / contrast, 99))
+    ink[ink < max(noise, INK_FLOOR)] = 0
+    return ink, contrast
+
+
+def _scale_to_box(ink: np.ndarray) -> np.ndarray:
+    """Crop to the ink and scale (anti-aliased) so that its longer side is BOX px."""
+    from PIL import Image
+
+    rows, cols = np.nonzero(ink)
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    height, width = crop.shape
+    scale = BOX / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size != (width, height):
+        crop = np.asarray(
+            Image.fromarray(crop.astype(np.float32)).resize(
+                size, Image.Resampling.LANCZOS, reducing_gap=3.0
+            )
+        )
+        crop = np.clip(crop, 0, None)
+        crop /= max(float(crop.max()), 1e-6)  # a thin pen stroke scaled down stays dark
+    return crop
+
+
+def _center_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Paste into a FIELD x FIELD zero field so the centre of mass lands at the centre."""
+    height, width = digit.shape
+    ys, xs = np.indices(digit.shape)
+    mass = digit.sum()
+    top = int(np.clip(round((FIELD - 1) / 2 - (ys * digit).sum() / mass), 0, FIELD - height))
+    left = int(np.clip(round((FIELD - 1) / 2 - (xs * digit).sum() / mass), 0, FIELD - width))
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + height, left : left + width] = digit
+    return field
+
+
+def prepare_array(gray: np.ndarray) -> PreparedImage:
+    """(h, w) grayscale in [0, 1] -> the 28x28 MNIST-like input and whether it holds ink."""
+    ink, _ = _ink_bright(gray.astype(np.float32))
+    if not ink.any():
+        return PreparedImage(np.zeros((FIELD, FIELD), dtype=np.float32), has_digit=False)
+    return PreparedImage(_center_by_mass(_scale_to_box(ink)), has_digit=True)
+
+
+def prepare_image(path: str | Path) -> PreparedImage:
+    """Image file -> the 28x28 MNIST-like input (see the module docstring)."""
+    return prepare_array(read_grayscale(path))
+
+
+SHADES = " .:-=+*#%@"
+
+
+def render_text(pixels: np.ndarray) -> str:
+    """(28, 28) values in [0, 1] as 28 lines of text, two characters per pixel."""
+    levels = np.clip((pixels * len(SHADES)).astype(int), 0, len(SHADES) - 1)
+    return "\n".join("".join(SHADES[v] * 2 for v in row) for row in levels)
