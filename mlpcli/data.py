@@ -267,9 +267,13 @@ def train_validation_split(
 
 
 def normalization_stats(images: np.ndarray) -> tuple[float, float]:
-    """Mean and std of pixel/255 over all pixels of `images` (uint8, any shape)."""
-    scaled = images.astype(np.float64) / 255
-    return float(scaled.mean()), float(scaled.std())
+    """Mean and std of pixel/255 over all pixels of `images` (uint8, any shape).
+
+    Computed exactly from the 256-bin histogram, so no float copy of the images is made."""
+    counts = np.bincount(images.ravel(), minlength=256).astype(np.float64)
+    values = np.arange(256) / 255
+    mean = counts @ values / counts.sum()
+    return float(mean), float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
 
 
 def normalize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
