@@ -1,0 +1,118 @@
+"""Shared fixtures: a loopback HTTP server, a tiny synthetic MNIST, the real MNIST folder."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpcli import data
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "mnist"
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves `self.server.root`; answers `self.server.faults[name]` (an HTTP status) instead
+    for the files named there, and records every path requested."""
+
+    def translate_path(self, path):
+        return str(self.server.root / path.lstrip("/").split("?")[0])
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        status = self.server.faults.get(self.path.rsplit("/", 1)[-1])
+        if status:
+            self.send_error(status)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+class LoopbackServer:
+    def __init__(self, root: Path):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.root, self.httpd.faults, self.httpd.requests = Path(root), {}, []
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    @property
+    def requests(self) -> list[str]:
+        return self.httpd.requests
+
+    @property
+    def faults(self) -> dict[str, int]:
+        return self.httpd.faults
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    """serve(folder) -> a LoopbackServer on 127.0.0.1 for that folder, closed after the test."""
+    servers = []
+
+    def start(root: Path) -> LoopbackServer:
+        servers.append(LoopbackServer(root))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """uint8 array -> IDX file bytes (magic 0, 0, 0x08, ndim; big-endian sizes)."""
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Easy 28x28 'digits': class k is a bright bar in row band k, with noise."""
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    images = rng.integers(0, 40, (count, 28, 28)).astype(np.uint8)
+    for k in range(10):
+        images[labels == k, 2 + 2 * k : 4 + 2 * k, 4:24] = 250
+    return images, labels
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path, monkeypatch):
+    """A folder with four small, learnable IDX .gz files, registered as the MNIST files
+    (their checksums patched in) and set as MLP_DATA_DIR. 600 training, 200 test images."""
+    folder = tmp_path / "tiny-mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    train_images, train_labels = synthetic_digits(600, rng)
+    test_images, test_labels = synthetic_digits(200, rng)
+    files = {}
+    for key, array in (("train-images", train_images), ("train-labels", train_labels),
+                       ("test-images", test_images), ("test-labels", test_labels)):
+        name = data.MNIST_FILES[key][0]
+        raw = idx_bytes(array)
+        (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        files[key] = (name, hashlib.sha256(raw).hexdigest())
+    monkeypatch.setattr(data, "MNIST_FILES", files)
+    monkeypatch.setenv("MLP_DATA_DIR", str(folder))
+    monkeypatch.delenv("MLP_MNIST_MIRROR", raising=False)
+    return folder
+
+
+@pytest.fixture
+def real_mnist() -> Path:
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the real MNIST is not at {SHARED_MNIST} (only CI and developers have it)")
+    return SHARED_MNIST

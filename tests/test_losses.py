@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from mlpcli.losses import LOSSES, cross_entropy, log_softmax, softmax
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_gradient_matches_central_differences(name):
+    rng = np.random.default_rng(1)
+    Z = rng.normal(0, 1.5, (4, 10))
+    y = rng.integers(0, 10, 4)
+    loss = LOSSES[name]
+    value, dZ = loss.value_and_gradient(Z, y)
+    assert value == pytest.approx(loss.value(Z, y))
+    h = 1e-6
+    numeric = np.zeros_like(Z)
+    for index in np.ndindex(Z.shape):  # finite differences need one probe per entry
+        bump = np.zeros_like(Z)
+        bump[index] = h
+        numeric[index] = (loss.value(Z + bump, y) - loss.value(Z - bump, y)) / (2 * h)
+    np.testing.assert_allclose(dZ, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_softmax_survives_huge_logits():
+    Z = np.array([[1000.0, 0.0, -1000.0]], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        P = softmax(Z)
+        log_P = log_softmax(Z)
+    np.testing.assert_allclose(P, [[1, 0, 0]], atol=1e-7)
+    assert log_P[0, 0] == 0 and log_P[0, 2] == pytest.approx(-2000)
+
+
+def test_cross_entropy_by_hand():
+    Z = np.log(np.array([[0.7, 0.2, 0.1], [0.25, 0.5, 0.25]]))
+    assert cross_entropy(Z, np.array([0, 2])) == pytest.approx(-(np.log(0.7) + np.log(0.25)) / 2)
+
+
+def test_mse_by_hand():
+    Z = np.array([[0.5, 0.0], [0.0, 2.0]])
+    # half squared error per sample, averaged: ((0.25 + 0) + (0 + 1)) / 2 / 2
+    assert LOSSES["mse"].value(Z, np.array([0, 1])) == pytest.approx(0.3125)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_probabilities_are_distributions(name):
+    Z = np.random.default_rng(2).normal(0, 3, (5, 10))
+    P = LOSSES[name].probabilities(Z)
+    assert (P >= 0).all()
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)

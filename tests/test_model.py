@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from mlpcli.activations import ACTIVATIONS
+from mlpcli.data import Split
+from mlpcli.losses import LOSSES
+from mlpcli.model import MLP
+from mlpcli.optim import sgd_step
+from mlpcli.train import FitOptions, fit
+
+
+def _float64_net(activation: str, loss: str, layers=(6, 5, 4, 3)) -> MLP:
+    rng = np.random.default_rng(3)
+    model = MLP.initialize(list(layers), rng, activation, "glorot-normal", loss, leaky_slope=0.1)
+    model.weights = [W.astype(np.float64) for W in model.weights]
+    model.biases = [rng.normal(0, 0.1, b.shape) for b in model.biases]
+    return model
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_two_hidden_layer_gradients_match_central_differences(activation, loss):
+    model = _float64_net(activation, loss)
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(0, 1, (7, 6)), rng.integers(0, 3, 7)
+    _, _, dWs, dbs = model.loss_and_gradients(X, y)
+    h = 1e-6
+    for params, grads in ((model.weights, dWs), (model.biases, dbs)):
+        for param, grad in zip(params, grads, strict=True):
+            numeric = np.zeros_like(param)
+            for index in np.ndindex(param.shape):
+                saved = param[index]
+                param[index] = saved + h
+                up = model.loss_and_gradients(X, y)[0]
+                param[index] = saved - h
+                down = model.loss_and_gradients(X, y)[0]
+                param[index] = saved
+                numeric[index] = (up - down) / (2 * h)
+            np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-7)
+
+
+def test_one_sgd_step_worked_by_hand():
+    # One input x = [1, 2], one hidden ReLU unit, two outputs, cross-entropy, label 0.
+    model = MLP([np.array([[0.5], [0.25]], np.float32), np.array([[1.0, -1.0]], np.float32)],
+                [np.zeros(1, np.float32), np.zeros(2, np.float32)], "relu", "cross-entropy")
+    loss, logits, dWs, dbs = model.loss_and_gradients(np.array([[1.0, 2.0]], np.float32),
+                                                      np.array([0]))
+    # hidden z = 0.5 + 0.5 = 1, a = 1; logits [1, -1]; p0 = e / (e + 1/e)
+    p0 = np.exp(1) / (np.exp(1) + np.exp(-1))
+    assert logits.tolist() == [[1.0, -1.0]]
+    assert loss == pytest.approx(-np.log(p0), rel=1e-6)
+    # dlogits = [p0 - 1, 1 - p0]; dW2 = a * dlogits; da = dlogits . [1, -1] = 2 (p0 - 1)
+    np.testing.assert_allclose(dWs[1], [[p0 - 1, 1 - p0]], rtol=1e-6)
+    np.testing.assert_allclose(dWs[0], [[2 * (p0 - 1)], [4 * (p0 - 1)]], rtol=1e-6)
+    sgd_step(model.weights, dWs, 0.5)
+    np.testing.assert_allclose(model.weights[0], [[0.5 - (p0 - 1)], [0.25 - 2 * (p0 - 1)]],
+                               rtol=1e-6)
+
+
+def test_a_tiny_network_learns_xor():
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
+    y = np.array([0, 1, 1, 0])
+    model = MLP.initialize([2, 8, 2], np.random.default_rng(0), "tanh", "glorot-uniform")
+    before = model.loss_and_gradients(X, y)[0]
+    result = fit(model, Split(X, y), None, FitOptions(learning_rate=0.5, epochs=500,
+                 batch_size=0, patience=0), np.random.default_rng(1), progress=False)
+    assert result.history[-1]["train_loss"] < before / 10
+    assert (result.model.predict(X) == y).all()
+
+
+def test_predict_proba_rows_sum_to_one_and_predict_is_argmax():
+    model = MLP.initialize([784, 16, 10], np.random.default_rng(0))
+    X = np.random.default_rng(1).normal(0, 1, (20, 784)).astype(np.float32)
+    P = model.predict_proba(X)
+    assert P.shape == (20, 10) and P.dtype == np.float32
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(model.predict(X), P.argmax(axis=1))
+    np.testing.assert_allclose(model.logits(X, chunk=3), model.logits(X), rtol=1e-5)
