@@ -25,23 +25,23 @@ from .initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
 from .losses import LOSSES
 from .metrics import evaluate_model
 from .model import MLP
-from .train import FitOptions, fit
+from .training import FitOptions, fit
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
 
 @dataclass
 class TrainConfig:
-    layers: list[int] = field(default_factory=lambda: [784, 128, 10])
+    layers: list[int] = field(default_factory=lambda: [784, 256, 10])
     activation: str = "relu"
     init: str | None = None  # None: he-normal for the ReLU family, glorot-uniform otherwise
     init_scale: float = DEFAULT_INIT_SCALE  # std of the `normal` init
     leaky_slope: float = DEFAULT_LEAKY_SLOPE
     loss: str = "cross-entropy"
     lr: float = 0.1
-    epochs: int = 20
-    batch_size: int = 32
-    patience: int = 3
+    epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
     min_delta: float = 0.0
     validation_size: int = 10_000
     seed: int = 0

@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .activations import ACTIVATIONS
+from .api import TrainConfig
 from .errors import ConfigError, MlpError
 from .initializers import INITIALIZERS
 from .losses import LOSSES
@@ -83,6 +84,17 @@ def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -
     return path
 
 
+DEFAULTS = TrainConfig()
+
+
+def train_option(flag: str, type, help: str, show_default=True):
+    """An option of `mlp train` whose default comes from TrainConfig, the one source of them."""
+    default = getattr(DEFAULTS, flag.lstrip("-").replace("-", "_"))
+    if isinstance(default, list):
+        default = ",".join(map(str, default))  # as it would be typed
+    return click.option(flag, type=type, default=default, show_default=show_default, help=help)
+
+
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -140,97 +152,55 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     help="TOML file of options (keys are the option names, e.g. batch-size = 32); "
     "options given on the command line win.",
 )
-@click.option(
+@train_option(
     "--layers",
-    type=LayersType(),
-    default="784,128,10",
-    show_default=True,
-    help="Layer sizes from input to output: 784 pixels in, 10 digits out.",
+    LayersType(),
+    "Layer sizes from input to output: 784 pixels in, 10 digits out.",
 )
-@click.option(
-    "--activation",
-    type=click.Choice(sorted(ACTIVATIONS)),
-    default="relu",
-    show_default=True,
-    help="Activation of the hidden layers.",
-)
-@click.option(
-    "--leaky-slope",
-    type=click.FloatRange(0, 1),
-    default=0.01,
-    show_default=True,
-    help="Slope of leaky-relu for negative inputs.",
-)
-@click.option(
+@train_option("--activation", click.Choice(sorted(ACTIVATIONS)), "Activation of the hidden layers.")
+@train_option("--leaky-slope", click.FloatRange(0, 1), "Slope of leaky-relu for negative inputs.")
+@train_option(
     "--init",
-    type=click.Choice(sorted(INITIALIZERS)),
-    default=None,
-    help="Weight init scheme; 'zeros' shows why symmetric weights cannot learn. "
+    click.Choice(sorted(INITIALIZERS)),
+    "Weight init scheme; 'zeros' shows why symmetric weights cannot learn. "
     "[default: he-normal for relu/leaky-relu, glorot-uniform otherwise]",
+    show_default=False,
 )
-@click.option(
-    "--init-scale",
-    type=click.FloatRange(0, min_open=True),
-    default=0.01,
-    show_default=True,
-    help="Standard deviation of the 'normal' init.",
+@train_option(
+    "--init-scale", click.FloatRange(0, min_open=True), "Standard deviation of the 'normal' init."
 )
-@click.option(
+@train_option(
     "--loss",
-    type=click.Choice(sorted(LOSSES)),
-    default="cross-entropy",
-    show_default=True,
-    help="cross-entropy on softmax, mse on the raw outputs, or mse-softmax on the "
-    "softmax probabilities.",
+    click.Choice(sorted(LOSSES)),
+    "cross-entropy on softmax, mse on the "
+    "raw outputs, or mse-softmax on the softmax probabilities.",
 )
-@click.option(
-    "--lr",
-    type=click.FloatRange(0, min_open=True),
-    default=0.1,
-    show_default=True,
-    help="Learning rate of SGD.",
-)
-@click.option(
+@train_option("--lr", click.FloatRange(0, min_open=True), "Learning rate of SGD.")
+@train_option(
     "--epochs",
-    type=click.IntRange(1),
-    default=20,
-    show_default=True,
-    help="Most passes over the training data (early stopping may end sooner).",
+    click.IntRange(1),
+    "Most passes over the training data (early stopping may end sooner).",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(0),
-    default=32,
-    show_default=True,
-    help="Samples per update: 1 = per-sample SGD, 0 = the full batch.",
+@train_option(
+    "--batch-size", click.IntRange(0), "Samples per update: 1 = per-sample SGD, 0 = the full batch."
 )
-@click.option(
+@train_option(
     "--patience",
-    type=click.IntRange(0),
-    default=3,
-    show_default=True,
-    help="Stop after this many epochs without validation-loss improvement; 0 = never.",
+    click.IntRange(0),
+    "Stop after this many epochs without validation-loss improvement; 0 = never.",
 )
-@click.option(
+@train_option(
     "--min-delta",
-    type=click.FloatRange(0),
-    default=0.0,
-    show_default=True,
-    help="How much the validation loss must drop to count as an improvement.",
+    click.FloatRange(0),
+    "How much the validation loss must drop to count as an improvement.",
 )
-@click.option(
+@train_option(
     "--validation-size",
-    type=click.IntRange(0, 59_999),
-    default=10_000,
-    show_default=True,
-    help="Training images held out (by the seeded shuffle) for early stopping.",
+    click.IntRange(0, 59_999),
+    "Training images held out (by the seeded shuffle) for early stopping.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed of the split, the init and the shuffles: same seed, same checkpoint.",
+@train_option(
+    "--seed", int, "Seed of the split, the init and the shuffles: same seed, same checkpoint."
 )
 @click.option(
     "--out",
@@ -250,7 +220,6 @@ def train(out: Path, force: bool, data_dir, mirrors, quiet: bool, **options):
     and the weights of the best epoch are saved. Ctrl-C stops training and saves the best
     weights so far.
     """
-    from .api import TrainConfig
     from .api import train as train_model
     from .checkpoint import save_checkpoint
 

@@ -40,7 +40,7 @@ class LoopbackServer:
     def __init__(self, root: Path):
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.root, self.httpd.faults, self.httpd.requests = Path(root), {}, []
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property
@@ -99,8 +99,12 @@ def tiny_mnist(tmp_path, monkeypatch):
     train_images, train_labels = synthetic_digits(600, rng)
     test_images, test_labels = synthetic_digits(200, rng)
     files = {}
-    for key, array in (("train-images", train_images), ("train-labels", train_labels),
-                       ("test-images", test_images), ("test-labels", test_labels)):
+    for key, array in (
+        ("train-images", train_images),
+        ("train-labels", train_labels),
+        ("test-images", test_images),
+        ("test-labels", test_labels),
+    ):
         name = data.MNIST_FILES[key][0]
         raw = idx_bytes(array)
         (folder / f"{name}.gz").write_bytes(gzip.compress(raw))

@@ -6,7 +6,7 @@ from mlpcli.data import Split
 from mlpcli.losses import LOSSES
 from mlpcli.model import MLP
 from mlpcli.optim import sgd_step
-from mlpcli.train import FitOptions, fit
+from mlpcli.training import FitOptions, fit
 
 
 def _float64_net(activation: str, loss: str, layers=(6, 5, 4, 3)) -> MLP:
@@ -41,10 +41,15 @@ def test_two_hidden_layer_gradients_match_central_differences(activation, loss):
 
 def test_one_sgd_step_worked_by_hand():
     # One input x = [1, 2], one hidden ReLU unit, two outputs, cross-entropy, label 0.
-    model = MLP([np.array([[0.5], [0.25]], np.float32), np.array([[1.0, -1.0]], np.float32)],
-                [np.zeros(1, np.float32), np.zeros(2, np.float32)], "relu", "cross-entropy")
-    loss, logits, dWs, dbs = model.loss_and_gradients(np.array([[1.0, 2.0]], np.float32),
-                                                      np.array([0]))
+    model = MLP(
+        [np.array([[0.5], [0.25]], np.float32), np.array([[1.0, -1.0]], np.float32)],
+        [np.zeros(1, np.float32), np.zeros(2, np.float32)],
+        "relu",
+        "cross-entropy",
+    )
+    loss, logits, dWs, dbs = model.loss_and_gradients(
+        np.array([[1.0, 2.0]], np.float32), np.array([0])
+    )
     # hidden z = 0.5 + 0.5 = 1, a = 1; logits [1, -1]; p0 = e / (e + 1/e)
     p0 = np.exp(1) / (np.exp(1) + np.exp(-1))
     assert logits.tolist() == [[1.0, -1.0]]
@@ -53,8 +58,9 @@ def test_one_sgd_step_worked_by_hand():
     np.testing.assert_allclose(dWs[1], [[p0 - 1, 1 - p0]], rtol=1e-6)
     np.testing.assert_allclose(dWs[0], [[2 * (p0 - 1)], [4 * (p0 - 1)]], rtol=1e-6)
     sgd_step(model.weights, dWs, 0.5)
-    np.testing.assert_allclose(model.weights[0], [[0.5 - (p0 - 1)], [0.25 - 2 * (p0 - 1)]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.weights[0], [[0.5 - (p0 - 1)], [0.25 - 2 * (p0 - 1)]], rtol=1e-6
+    )
 
 
 def test_a_tiny_network_learns_xor():
@@ -62,8 +68,14 @@ def test_a_tiny_network_learns_xor():
     y = np.array([0, 1, 1, 0])
     model = MLP.initialize([2, 8, 2], np.random.default_rng(0), "tanh", "glorot-uniform")
     before = model.loss_and_gradients(X, y)[0]
-    result = fit(model, Split(X, y), None, FitOptions(learning_rate=0.5, epochs=500,
-                 batch_size=0, patience=0), np.random.default_rng(1), progress=False)
+    result = fit(
+        model,
+        Split(X, y),
+        None,
+        FitOptions(learning_rate=0.5, epochs=500, batch_size=0, patience=0),
+        np.random.default_rng(1),
+        progress=False,
+    )
     assert result.history[-1]["train_loss"] < before / 10
     assert (result.model.predict(X) == y).all()
 

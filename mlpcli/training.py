@@ -89,7 +89,8 @@ def fit(
             mininterval=0.2,
         )
         try:
-            with bar:
+            # a diverging run overflows before its loss turns NaN, which is then reported
+            with bar, np.errstate(over="ignore", invalid="ignore"):
                 train_loss, train_accuracy = _train_one_epoch(
                     model, train, rng.permutation(n), batch_size, options.learning_rate, bar
                 )

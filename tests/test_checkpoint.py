@@ -1,0 +1,153 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from mlpcli.checkpoint import load_checkpoint, save_checkpoint
+from mlpcli.errors import CheckpointError
+from mlpcli.model import MLP
+
+META = {"normalization": {"mean": 0.13, "std": 0.31}, "dataset": "mnist"}
+
+
+def _model(activation="leaky-relu") -> MLP:
+    return MLP.initialize(
+        [784, 8, 6, 10], np.random.default_rng(0), activation, "he-normal", "mse", leaky_slope=0.2
+    )
+
+
+def _arrays(path):
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_round_trip_keeps_weights_and_meta(tmp_path):
+    model = _model()
+    save_checkpoint(tmp_path / "c.npz", model, META)
+    loaded = load_checkpoint(tmp_path / "c.npz")
+    assert loaded.model.layers == [784, 8, 6, 10]
+    assert (loaded.model.activation, loaded.model.loss) == ("leaky-relu", "mse")
+    assert loaded.model.leaky_slope == 0.2
+    assert loaded.meta["format"] == "mlpcli-checkpoint" and loaded.meta["version"] == 1
+    assert loaded.normalization == (0.13, 0.31)
+    for a, b in zip(
+        model.weights + model.biases, loaded.model.weights + loaded.model.biases, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    X = np.random.default_rng(1).normal(size=(3, 784)).astype(np.float32)
+    np.testing.assert_array_equal(model.logits(X), loaded.model.logits(X))
+
+
+def test_documented_layout(tmp_path):
+    save_checkpoint(tmp_path / "c.npz", _model(), META)
+    arrays = _arrays(tmp_path / "c.npz")
+    assert sorted(arrays) == ["W1", "W2", "W3", "b1", "b2", "b3", "meta"]
+    assert arrays["W2"].shape == (8, 6) and arrays["W2"].dtype == np.float32
+    assert arrays["b3"].shape == (10,)
+    assert arrays["meta"].shape == ()
+    assert json.loads(str(arrays["meta"]))["activation_params"] == {"slope": 0.2}
+
+
+def _rewrite(path, **changes):
+    arrays = _arrays(path)
+    meta = json.loads(str(arrays.pop("meta")))
+    meta.update(changes.pop("meta", {}))
+    arrays.update(changes)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"W2": None}, "array W2 is missing"),
+        ({"b1": np.zeros(9, np.float32)}, r"b1 is float32 \(9,\), expected float32 \(8,\)"),
+        ({"W1": np.zeros((784, 8))}, "W1 is float64"),
+        ({"meta": {"version": 7}}, "format version 7 is not 1"),
+        ({"meta": {"format": "other"}}, "does not say format"),
+        ({"meta": {"activation": "swish"}}, "unknown activation 'swish'"),
+        ({"meta": {"normalization": {"mean": 0}}}, "'normalization' must hold"),
+        ({"meta": {"layers": [784, 8, 10]}}, "W2 is float32 \\(8, 6\\), expected"),
+        ({"W4": np.zeros((10, 10), np.float32)}, "unexpected arrays"),
+        ({"W3": np.full((6, 10), np.nan, np.float32)}, "W3 holds NaN"),
+    ],
+)
+def test_bad_contents_are_clear_errors(tmp_path, changes, message):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _model(), META)
+    _rewrite(path, **changes)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_files_that_are_not_checkpoints(tmp_path):
+    cases = {
+        "missing.npz": None,
+        "text.npz": b"hello, I am not an archive",
+        "empty.npz": b"",
+        "single.npy": None,
+    }
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.npz")
+    for name in ("text.npz", "empty.npz", "single.npy"):
+        with pytest.raises(CheckpointError, match="not a usable mlpcli checkpoint"):
+            load_checkpoint(tmp_path / name)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _model(), META)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="not a usable mlpcli checkpoint"):
+        load_checkpoint(path)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (open, ("/tmp/mlpcli-pickle-was-executed", "w"))
+
+
+def test_pickled_objects_are_refused_without_unpickling(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _model(), META)
+    arrays = _arrays(path)
+    arrays["meta"] = np.array([_Boom()], dtype=object)
+    np.savez(path, **arrays)
+    (tmp_path / "p.npz").write_bytes(pickle.dumps(_Boom()))
+    for candidate in (path, tmp_path / "p.npz"):
+        with pytest.raises(CheckpointError):
+            load_checkpoint(candidate)
+    import os
+
+    assert not os.path.exists("/tmp/mlpcli-pickle-was-executed")
+
+
+def test_nan_weights_are_never_saved_and_the_old_file_survives(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _model(), META)
+    before = path.read_bytes()
+    broken = _model()
+    broken.weights[0][0, 0] = np.nan
+    with pytest.raises(CheckpointError, match="NaN"):
+        save_checkpoint(path, broken, META)
+    assert path.read_bytes() == before
+
+
+def test_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _model(), META)
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        save_checkpoint(path, _model("relu"), META)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlpcli.errors import ImageError
+from mlpcli.image import prepare_array, prepare_image, render_text
+
+
+def _mnist_like_digit() -> np.ndarray:
+    """A 28x28 'seven' in MNIST's framing: 20 px tall, white on black, soft edges."""
+    digit = np.zeros((28, 28), np.float32)
+    digit[4:7, 8:20] = 1.0  # top bar
+    for row in range(7, 24):  # diagonal stroke
+        col = 19 - (row - 7) // 2
+        digit[row, col - 1 : col + 2] = 1.0
+    digit[4:24, 7] = np.maximum(digit[4:24, 7], 0.3)  # faint edge, widens the box
+    return digit
+
+
+def _paper_version(digit: np.ndarray, scale: int, offset=(30, 70), size=(200, 260)):
+    """The same digit as dark ink on white paper, `scale` times larger, moved off-centre."""
+    big = np.kron(digit, np.ones((scale, scale), np.float32))
+    paper = np.ones(size, np.float32)
+    top, left = offset
+    paper[top : top + big.shape[0], left : left + big.shape[1]] = 1 - big
+    return paper
+
+
+def _com(pixels):
+    ys, xs = np.indices(pixels.shape)
+    return (ys * pixels).sum() / pixels.sum(), (xs * pixels).sum() / pixels.sum()
+
+
+def test_an_mnist_style_image_passes_through_unchanged():
+    digit = _mnist_like_digit()
+    prepared = prepare_array(digit)
+    assert prepared.has_digit
+    top, left = (round(c) for c in _com(digit))
+    shifted = np.roll(digit, (14 - top, 14 - left), axis=(0, 1))
+    np.testing.assert_allclose(prepared.pixels, shifted, atol=1e-6)
+
+
+def test_ink_on_paper_scaled_and_off_centre_comes_out_like_mnist():
+    digit = _mnist_like_digit()
+    prepared = prepare_array(_paper_version(digit, scale=5))
+    assert prepared.has_digit
+    rows, cols = np.nonzero(prepared.pixels > 0.05)
+    assert rows.max() - rows.min() + 1 == 20  # the longer side is 20 px
+    assert np.allclose(_com(prepared.pixels), (14, 14), atol=0.6)
+    # scaled down again it must look like the original, up to resampling
+    expected = prepare_array(digit).pixels
+    assert np.abs(prepared.pixels - expected).mean() < 0.05
+
+
+def test_files_of_every_common_kind_give_the_same_input(tmp_path):
+    paper = _paper_version(_mnist_like_digit(), scale=4)
+    ink = (paper * 255).astype(np.uint8)
+    alpha = 255 - ink
+    rgba = np.zeros(ink.shape + (4,), np.uint8)
+    rgba[..., 3] = alpha  # black ink, transparent paper
+    Image.fromarray(ink).save(tmp_path / "gray.png")
+    Image.fromarray(np.stack([ink] * 3, axis=2)).save(tmp_path / "rgb.jpg", quality=90)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(ink).convert("P").save(tmp_path / "palette.gif")
+    reference = prepare_image(tmp_path / "gray.png").pixels
+    for name in ("rgb.jpg", "rgba.png", "palette.gif"):
+        assert np.abs(prepare_image(tmp_path / name).pixels - reference).mean() < 0.03, name
+
+
+def test_blank_images_hold_no_digit():
+    for shade in (0.0, 1.0, 0.6):
+        prepared = prepare_array(np.full((50, 40), shade, np.float32))
+        assert not prepared.has_digit
+        assert prepared.pixels.shape == (28, 28) and not prepared.pixels.any()
+
+
+def test_noise_alone_is_not_a_digit_but_noise_around_one_is_ignored():
+    rng = np.random.default_rng(0)
+    noisy_paper = np.clip(0.85 + rng.normal(0, 0.04, (200, 260)), 0, 1).astype(np.float32)
+    assert not prepare_array(noisy_paper).has_digit
+    digit = _paper_version(_mnist_like_digit(), scale=5)
+    noisy_digit = np.clip(digit * 0.8 + 0.05 + rng.normal(0, 0.04, digit.shape), 0, 1)
+    clean = prepare_array(digit).pixels
+    assert np.abs(prepare_array(noisy_digit.astype(np.float32)).pixels - clean).mean() < 0.05
+
+
+def test_unreadable_files_raise_image_error(tmp_path):
+    (tmp_path / "not.png").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:60])
+    for name in ("not.png", "empty.png", "cut.png", "missing.png"):
+        with pytest.raises(ImageError):
+            prepare_image(tmp_path / name)
+
+
+def test_render_text_draws_ink_dark_to_bright():
+    pixels = np.zeros((28, 28), np.float32)
+    pixels[0, 0], pixels[0, 1] = 1.0, 0.5
+    lines = render_text(pixels).splitlines()
+    assert len(lines) == 28 and all(len(line) == 56 for line in lines)
+    assert lines[0].startswith("@@") and lines[0][2:4] not in ("  ", "@@")
+    assert lines[1].strip() == ""
