@@ -6,6 +6,8 @@ import numpy as np
 
 
 def sgd_step(params: list[np.ndarray], grads: list[np.ndarray], learning_rate: float) -> None:
-    """Updates every parameter array in place (no new arrays: the model keeps its buffers)."""
+    """Update every parameter in place. The gradients are scaled in place too (they are fresh
+    arrays of this step): at batch size 1 a temporary per array costs more than the math."""
     for param, grad in zip(params, grads, strict=True):
-        param -= param.dtype.type(learning_rate) * grad
+        grad *= param.dtype.type(learning_rate)
+        param -= grad

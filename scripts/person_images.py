@@ -80,17 +80,26 @@ def font_image(digit_label: int, font, rng, path: Path) -> Path:
 
 def make_images(out_dir: Path, count: int, seed: int, data_dir=None) -> dict[str, list]:
     """{kind: [(path, true label), ...]} for the MNIST-based kinds and the font kind."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     mnist = load_mnist(data_dir, progress=False)
     chosen = rng.choice(len(mnist["test-labels"]), size=count, replace=False)
     made: dict[str, list] = {}
     for kind, make in (("paper", paper_image), ("rgba", rgba_image), ("jpeg", jpeg_image)):
-        made[kind] = [(make(mnist["test-images"][i], rng, out_dir / f"{kind}-{n}"),
-                       int(mnist["test-labels"][i])) for n, i in enumerate(chosen)]
+        made[kind] = [
+            (
+                make(mnist["test-images"][i], rng, out_dir / f"{kind}-{n}"),
+                int(mnist["test-labels"][i]),
+            )
+            for n, i in enumerate(chosen)
+        ]
     fonts = [ImageFont.truetype(f, 160) for f in font_files()]
     fonts = fonts or [ImageFont.load_default(size=160)]
-    made["font"] = [(font_image(d, font, rng, out_dir / f"font-{k}-{d}"), d)
-                    for k, font in enumerate(fonts) for d in range(10)]
+    made["font"] = [
+        (font_image(d, font, rng, out_dir / f"font-{k}-{d}"), d)
+        for k, font in enumerate(fonts)
+        for d in range(10)
+    ]
     return made
 
 
@@ -99,8 +108,11 @@ def measure(checkpoint_path: Path, made: dict[str, list]) -> dict[str, float]:
     accuracy = {}
     for kind, items in made.items():
         predictions = predict_images(checkpoint, [path for path, _ in items])
-        accuracy[kind] = float(np.mean([p.prediction == label
-                                        for p, (_, label) in zip(predictions, items)]))
+        accuracy[kind] = float(
+            np.mean(
+                [p.prediction == label for p, (_, label) in zip(predictions, items, strict=True)]
+            )
+        )
     return accuracy
 
 
@@ -113,9 +125,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep the images in")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        out_dir = args.keep or Path(scratch)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        made = make_images(out_dir, args.count, args.seed, args.data_dir)
+        made = make_images(args.keep or Path(scratch), args.count, args.seed, args.data_dir)
         accuracy = measure(args.checkpoint, made)
     print(f"{'kind':<8}{'images':>8}{'accuracy':>10}")
     for kind, value in accuracy.items():

@@ -1,0 +1,259 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mlpcli import load_checkpoint
+from mlpcli import training as training_module
+from mlpcli.cli import cli
+from mlpcli.errors import MlpError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+QUICK = ["--validation-size", "100", "--epochs", "2", "--layers", "784,16,10", "--quiet"]
+
+
+def run(*args, **kwargs):
+    return CliRunner().invoke(cli, [str(a) for a in args], **kwargs)
+
+
+@pytest.fixture
+def trained(tiny_mnist, tmp_path):
+    out = tmp_path / "model.npz"
+    result = run("train", *QUICK, "--batch-size", "16", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_train_writes_a_checkpoint_and_reports(trained):
+    out, result = trained
+    assert f"saved {out}" in result.stdout
+    assert "best epoch" in result.stdout and "test accuracy" in result.stdout
+    meta = load_checkpoint(out).meta
+    assert meta["options"]["batch_size"] == 16 and meta["layers"] == [784, 16, 10]
+    assert len(meta["history"]) == 2 and meta["best_epoch"] in (1, 2)
+    assert meta["test_accuracy"] > 0.9
+    assert f"test accuracy {100 * meta['test_accuracy']:.2f}%" in result.stdout
+
+
+def test_progress_goes_to_stderr_results_to_stdout(tiny_mnist, tmp_path):
+    result = run("train", *QUICK[:-1], "--out", tmp_path / "m.npz")
+    assert result.exit_code == 0
+    assert "epoch   1  train loss" in result.stderr and "validation loss" in result.stderr
+    assert "epoch   1" not in result.stdout and "saved" in result.stdout
+
+
+def test_same_command_same_checkpoint(tiny_mnist, tmp_path):
+    for name in ("a.npz", "b.npz"):
+        assert run("train", *QUICK, "--out", tmp_path / name).exit_code == 0
+    a, b = load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz")
+    for x, y in zip(a.model.weights, b.model.weights, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_existing_checkpoint_is_never_silently_replaced(trained):
+    out, _ = trained
+    before = out.read_bytes()
+    result = run("train", *QUICK, "--out", out)
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    assert out.read_bytes() == before
+    assert run("train", *QUICK, "--seed", "3", "--out", out, "--force").exit_code == 0
+    assert out.read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "784,,10"], "comma-separated list"),
+        (["--layers", "abc"], "comma-separated list"),
+        (["--layers", "784"], "at least an input and an output"),
+        (["--layers", "784,-5,10"], "all positive"),
+        (["--layers", "785,64,10"], "must start with 784"),
+        (["--layers", "784,64,9"], "end with 10"),
+        (["--lr", "0"], "--lr"),
+        (["--lr", "-1"], "--lr"),
+        (["--lr", "nan"], "lr must be a positive number"),
+        (["--epochs", "0"], "--epochs"),
+        (["--patience", "-1"], "--patience"),
+        (["--activation", "swish"], "--activation"),
+        (["--init", "ones"], "--init"),
+        (["--loss", "hinge"], "--loss"),
+    ],
+)
+def test_bad_options_are_usage_errors_and_write_nothing(tiny_mnist, tmp_path, args, message):
+    result = run("train", "--out", tmp_path / "m.npz", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "m.npz").exists()
+
+
+def test_config_file_with_flags_winning(tiny_mnist, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "layers = [784, 12, 10]\nlr = 0.5\nbatch-size = 8\nepochs = 1\n"
+        'validation-size = 50\nactivation = "tanh"\n'
+    )
+    out = tmp_path / "m.npz"
+    result = run("train", "--config", config, "--lr", "0.05", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    options = load_checkpoint(out).meta["options"]
+    assert options["lr"] == 0.05  # the flag wins
+    assert (options["batch_size"], options["epochs"], options["layers"]) == (8, 1, [784, 12, 10])
+    assert options["activation"] == "tanh" and options["init"] == "glorot-uniform"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "cannot read"),
+        ("layers = [784, 10", "is not valid TOML"),
+        ("learning_rate = 0.1", "unknown key 'learning_rate'"),
+        ('epochs = "many"', "epochs = 'many'"),
+        ('activation = "swish"', "activation = 'swish'"),
+    ],
+)
+def test_bad_config_files_are_usage_errors(tmp_path, text, message):
+    config = tmp_path / "c.toml"
+    if text is not None:
+        config.write_text(text)
+    result = run("train", "--config", config, "--out", tmp_path / "m.npz")
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("default", {}),
+        ("per-sample", {"batch_size": 1}),
+        (
+            "nielsen",
+            {"layers": [784, 30, 10], "activation": "sigmoid", "loss": "mse", "batch_size": 10},
+        ),
+        ("wide", {"layers": [784, 800, 10]}),
+    ],
+)
+def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
+    captured = []
+
+    def stop_before_training(config, *args, **kwargs):
+        captured.append(config)
+        raise MlpError("stopped before training")
+
+    monkeypatch.setattr("mlpcli.api.train", stop_before_training)
+    result = run("train", "--config", CONFIGS / f"{name}.toml", "--out", tmp_path / "m.npz")
+    assert result.exit_code == 1 and "stopped before training" in result.stderr, result.output
+    captured[0].validate()
+    for key, value in expected.items():
+        assert getattr(captured[0], key) == value
+
+
+def test_zeros_init_warns_that_it_cannot_learn(tiny_mnist, tmp_path):
+    result = run("train", *QUICK, "--init", "zeros", "--out", tmp_path / "m.npz")
+    assert "cannot learn" in result.stderr
+
+
+def test_divergence_exits_1_without_a_checkpoint(tiny_mnist, tmp_path):
+    result = run("train", *QUICK, "--lr", "1e9", "--out", tmp_path / "m.npz")
+    assert result.exit_code == 1
+    assert "diverged" in result.stderr and "--lr" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.glob("*.npz")) == [] and list(tmp_path.glob(".*part")) == []
+
+
+def test_ctrl_c_saves_the_best_weights_and_exits_130(tiny_mnist, tmp_path, monkeypatch):
+    real = training_module._train_one_epoch
+    epochs = []
+
+    def interrupted_in_epoch_two(*args):
+        epochs.append(1)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(training_module, "_train_one_epoch", interrupted_in_epoch_two)
+    out = tmp_path / "m.npz"
+    result = run("train", *QUICK, "--out", out)
+    assert result.exit_code == 130
+    assert "best weights so far were saved" in result.stderr
+    assert load_checkpoint(out).meta["best_epoch"] == 1
+
+
+def test_evaluate_matches_what_training_reported(trained, tiny_mnist):
+    out, _ = trained
+    meta = load_checkpoint(out).meta
+    for split in ("test", "validation"):
+        result = run("evaluate", out, "--split", split, "--json", "-q")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["accuracy"] == meta[f"{split}_accuracy"]
+        assert report["loss"] == pytest.approx(meta[f"{split}_loss"])
+        assert len(report["confusion_matrix"]) == 10 and len(report["per_class"]) == 10
+        assert sum(map(sum, report["confusion_matrix"])) == (200 if split == "test" else 100)
+
+
+def test_evaluate_text_report(trained, tiny_mnist):
+    out, _ = trained
+    result = run("evaluate", out, "-q")
+    assert result.exit_code == 0
+    assert "accuracy" in result.stdout and "confusion matrix" in result.stdout
+    assert "precision" in result.stdout and len(result.stdout.splitlines()) > 25
+
+
+def test_evaluate_without_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("evaluate")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: no checkpoint at checkpoint.npz; train one with `mlp train` or give the path of one"
+    )
+
+
+def _digit_png(path, value=0):
+    image = np.full((60, 50), 255, np.uint8)
+    image[10:50, 22:28] = value  # a dark vertical stroke: a "1"
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_predict_json_show_and_blank_warning(trained, tmp_path):
+    out, _ = trained
+    digit = _digit_png(tmp_path / "one.png")
+    blank = _digit_png(tmp_path / "blank.png", value=255)
+    result = run("predict", digit, blank, "--checkpoint", out, "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(digit), str(blank)]
+    for line in lines:
+        assert sum(line["probabilities"]) == pytest.approx(1)
+        assert line["prediction"] == int(np.argmax(line["probabilities"]))
+    assert "blank.png holds no digit" in result.stderr
+    shown = run("predict", digit, "--checkpoint", out, "--show")
+    assert shown.exit_code == 0
+    drawing = shown.stdout.splitlines()[1:]
+    assert len(drawing) == 28 and "@" in "".join(drawing)
+    assert "next" in shown.stdout.splitlines()[0]
+
+
+def test_predict_bad_image_is_one_line_exit_1(trained, tmp_path):
+    out, _ = trained
+    (tmp_path / "x.png").write_text("no image here")
+    result = run("predict", tmp_path / "x.png", "--checkpoint", out)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'x.png'} is not an image Pillow can read (PNG, JPEG, GIF, BMP, ...)"
+    ]
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "mlpcli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "Usage: mlp" in result.stdout and "train" in result.stdout

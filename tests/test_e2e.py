@@ -1,0 +1,62 @@
+"""End to end on the real MNIST from ../shared/mnist, served on 127.0.0.1 as a mirror:
+download into an empty cache, train, evaluate, predict on images made from test digits."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import load_checkpoint, load_mnist
+from mlpcli.cli import cli
+
+pytestmark = pytest.mark.e2e
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "person_images.py"
+
+
+def _person_images_module():
+    spec = importlib.util.spec_from_file_location("person_images", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_evaluate_predict_on_real_mnist(real_mnist, serve, tmp_path, monkeypatch):
+    server = serve(real_mnist)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MLP_MNIST_MIRROR", server.url)
+    monkeypatch.setenv("MLP_DATA_DIR", str(cache))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    trained = runner.invoke(cli, ["train", "--epochs", "2", "--layers", "784,64,10"])
+    assert trained.exit_code == 0, trained.output
+    served = sorted(p.name for p in real_mnist.glob("*.gz"))
+    assert sorted(p.name for p in cache.iterdir()) == served
+    assert len(server.requests) == 4
+    meta = load_checkpoint(tmp_path / "checkpoint.npz").meta
+    assert meta["test_accuracy"] > 0.94 and len(meta["history"]) == 2
+
+    evaluated = runner.invoke(cli, ["evaluate", "--json", "-q"])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["accuracy"] == meta["test_accuracy"] and report["samples"] == 10_000
+    assert len(server.requests) == 4  # evaluate used the cache
+
+    people = _person_images_module()
+    made = people.make_images(tmp_path / "images", count=40, seed=1, data_dir=cache)
+    paths = [path for path, _ in made["paper"]] + [path for path, _ in made["jpeg"]]
+    labels = [label for _, label in made["paper"]] + [label for _, label in made["jpeg"]]
+    predicted = runner.invoke(cli, ["predict", *map(str, paths), "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    guesses = [json.loads(line)["prediction"] for line in predicted.stdout.splitlines()]
+    assert np.mean(np.array(guesses) == np.array(labels)) > 0.85
+
+
+def test_real_mnist_shapes_and_checksums(real_mnist):
+    mnist = load_mnist(real_mnist, ["http://127.0.0.1:9/never-asked/"], progress=False)
+    assert mnist["train-images"].shape == (60_000, 28, 28)
+    assert mnist["test-images"].shape == (10_000, 28, 28)
+    assert np.bincount(mnist["test-labels"]).tolist()[:2] == [980, 1135]
