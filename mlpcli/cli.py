@@ -248,8 +248,8 @@ def train(out: Path, force: bool, data_dir, mirrors, quiet: bool, **options):
             progress=not quiet,
             on_epoch=report and (lambda r: report(_epoch_line(r))),
         )
-    except KeyboardInterrupt:
-        _echo_err("interrupted before the first epoch finished; nothing was saved")
+    except KeyboardInterrupt:  # while loading data or measuring the final figures
+        _echo_err("interrupted; nothing was saved")
         sys.exit(INTERRUPTED_EXIT)
     meta = result.meta
     if meta["best_epoch"] == 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, DownloadError
+from .errors import CacheError, DataError, DownloadError
 from .files import atomic_write
 
 # Public mirrors that serve the original files today, tried in order (yann.lecun.com is gone).
@@ -140,7 +140,7 @@ def download(
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(
+        raise CacheError(
             f"cannot create the data folder {data_dir} ({exc.strerror}); "
             f"choose another with --data-dir or {DATA_DIR_ENV}"
         ) from None
@@ -164,8 +164,10 @@ def download(
             except requests.RequestException as exc:
                 failure = f"{url}: {type(exc).__name__}: {_first_line(exc)}"
                 break
-            except DataError as exc:
-                failure = f"{url}: {exc}"
+            except CacheError:
+                raise
+            except DataError as exc:  # bad gzip or checksum: the download was deleted
+                failure = f"{url}: {exc}, deleted it"
                 break
             if attempt + 1 < attempts:
                 time.sleep(backoff * 2**attempt)
@@ -197,7 +199,7 @@ def _fetch_verified(
     except requests.RequestException:
         raise  # requests' errors are OSErrors too, but they are the network's fault
     except OSError as exc:
-        raise DataError(
+        raise CacheError(
             f"cannot write to the data folder {data_dir} ({exc.strerror}); "
             f"choose another with --data-dir or {DATA_DIR_ENV}"
         ) from None

@@ -9,6 +9,10 @@ class DataError(MlpError):
     """A dataset file is missing, malformed, or fails its checksum."""
 
 
+class CacheError(DataError):
+    """The data folder cannot be written: no mirror can help, so downloading stops at once."""
+
+
 class DownloadError(DataError):
     """No mirror could deliver a file; the message lists what each mirror answered."""
 

@@ -68,50 +68,65 @@ def fit(
     """Train `model` in place, then restore the weights of the epoch with the lowest
     validation loss (training loss when there is no validation data).
 
-    Shuffles the sample indices from `rng` every epoch. Ctrl-C ends training after the
-    current batch; the result then says `interrupted` and holds the best weights so far.
+    Shuffles the sample indices from `rng` every epoch. Ctrl-C ends training at once; the
+    result then says `interrupted` and holds the weights of the best epoch completed.
     """
-    from tqdm import tqdm
-
     n = len(train.y)
     batch_size = n if options.batch_size <= 0 else min(options.batch_size, n)
     result = FitResult(model=model.copy())
     best_loss, waited = np.inf, 0
-    for epoch in range(1, options.epochs + 1):
-        started = time.perf_counter()
-        bar = tqdm(
-            total=-(-n // batch_size),
-            desc=f"epoch {epoch}/{options.epochs}",
-            unit="batch",
-            file=sys.stderr,
-            disable=not progress,
-            leave=False,
-            mininterval=0.2,
-        )
-        try:
-            # a diverging run overflows before its loss turns NaN, which is then reported
-            with bar, np.errstate(over="ignore", invalid="ignore"):
-                train_loss, train_accuracy = _train_one_epoch(
-                    model, train, rng.permutation(n), batch_size, options.learning_rate, bar
-                )
-        except KeyboardInterrupt:
-            result.interrupted = True
-            break
-        record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
-        if validation is not None and len(validation.y):
-            figures = evaluate_model(model, validation.X, validation.y)
-            record.update(validation_loss=figures["loss"], validation_accuracy=figures["accuracy"])
-        record["seconds"] = time.perf_counter() - started
-        result.history.append(record)
-        if on_epoch:
-            on_epoch(record)
-        watched = record.get("validation_loss", train_loss)
-        if watched < best_loss - options.min_delta:
-            best_loss, waited = watched, 0
-            result.model, result.best_epoch = model.copy(), epoch
-        else:
-            waited += 1
-            if options.patience and waited >= options.patience:
-                result.stopped_early = True
-                break
+    try:
+        for epoch in range(1, options.epochs + 1):
+            record = _run_epoch(model, train, validation, options, batch_size, epoch, rng, progress)
+            result.history.append(record)
+            if on_epoch:
+                on_epoch(record)
+            watched = record.get("validation_loss", record["train_loss"])
+            if watched < best_loss - options.min_delta:
+                best_loss, waited = watched, 0
+                result.model, result.best_epoch = model.copy(), epoch
+            else:
+                waited += 1
+                if options.patience and waited >= options.patience:
+                    result.stopped_early = True
+                    break
+    except KeyboardInterrupt:
+        result.interrupted = True
     return result
+
+
+def _run_epoch(
+    model: MLP,
+    train: Split,
+    validation: Split | None,
+    options: FitOptions,
+    batch_size: int,
+    epoch: int,
+    rng: np.random.Generator,
+    progress: bool,
+) -> dict:
+    """Train one epoch with a progress bar, then measure; returns the epoch's history record."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    n = len(train.y)
+    bar = tqdm(
+        total=-(-n // batch_size),
+        desc=f"epoch {epoch}/{options.epochs}",
+        unit="batch",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+        mininterval=0.2,
+    )
+    # a diverging run overflows before its loss turns NaN, which is then reported
+    with bar, np.errstate(over="ignore", invalid="ignore"):
+        train_loss, train_accuracy = _train_one_epoch(
+            model, train, rng.permutation(n), batch_size, options.learning_rate, bar
+        )
+    record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
+    if validation is not None and len(validation.y):
+        figures = evaluate_model(model, validation.X, validation.y)
+        record.update(validation_loss=figures["loss"], validation_accuracy=figures["accuracy"])
+    record["seconds"] = time.perf_counter() - started
+    return record

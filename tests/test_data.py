@@ -7,7 +7,7 @@ import pytest
 from conftest import idx_bytes
 
 from mlpcli import data
-from mlpcli.errors import DataError, DownloadError
+from mlpcli.errors import CacheError, DataError, DownloadError
 
 FAST = {"backoff": 0.01, "timeout": 5}
 
@@ -68,15 +68,16 @@ def test_make_splits_normalizes_with_training_split_statistics(tiny_mnist):
     assert [len(splits[s].y) for s in ("train", "validation", "test")] == [500, 100, 200]
 
 
-def _one_file(folder, content=b"some idx bytes"):
+def _one_file(tmp_path, content=b"some idx bytes"):
+    """A folder to serve, holding f.gz; returns it and the SHA-256 of `content`."""
+    folder = tmp_path / "served"
+    folder.mkdir()
     (folder / "f.gz").write_bytes(gzip.compress(content))
-    return hashlib.sha256(content).hexdigest()
+    return folder, hashlib.sha256(content).hexdigest()
 
 
 def test_download_falls_back_to_the_next_mirror(tmp_path, serve):
-    served = tmp_path / "served"
-    served.mkdir()
-    sha = _one_file(served)
+    served, sha = _one_file(tmp_path)
     broken, good = serve(served), serve(served)
     broken.faults["f.gz"] = 404
     cache = tmp_path / "cache"
@@ -87,9 +88,7 @@ def test_download_falls_back_to_the_next_mirror(tmp_path, serve):
 
 
 def test_all_mirrors_failing_lists_each_answer_and_leaves_nothing(tmp_path, serve):
-    served = tmp_path / "served"
-    served.mkdir()
-    sha = _one_file(served)
+    served, sha = _one_file(tmp_path)
     missing, failing = serve(served), serve(served)
     missing.faults["f.gz"] = 404
     failing.faults["f.gz"] = 500
@@ -107,9 +106,7 @@ def test_all_mirrors_failing_lists_each_answer_and_leaves_nothing(tmp_path, serv
 
 
 def test_checksum_mismatch_deletes_the_download(tmp_path, serve):
-    served = tmp_path / "served"
-    served.mkdir()
-    _one_file(served, b"tampered")
+    served, _ = _one_file(tmp_path, b"tampered")
     server = serve(served)
     cache = tmp_path / "cache"
     with pytest.raises(DownloadError, match="SHA-256"):
@@ -170,3 +167,26 @@ def test_public_mirrors_are_the_working_ones(monkeypatch):
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
     ]
+
+
+def test_unwritable_cache_is_one_clear_error_not_a_mirror_failure(
+    tiny_mnist, tmp_path, serve, monkeypatch
+):
+    import tempfile
+
+    def read_only(*args, **kwargs):  # what a read-only folder answers (root ignores chmod)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    server = serve(tiny_mnist)
+    with pytest.raises(CacheError, match=r"cannot write to the data folder .*Permission denied"):
+        data.load_mnist(tmp_path / "cache", [server.url, server.url], progress=False)
+    assert server.requests == []  # no mirror is bothered when the cache is the problem
+
+
+def test_data_dir_that_is_a_file_is_one_clear_error(tiny_mnist, tmp_path, serve):
+    server = serve(tiny_mnist)
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(CacheError, match="cannot create the data folder"):
+        data.load_mnist(not_a_folder, [server.url], progress=False)

@@ -3,6 +3,11 @@ download into an empty cache, train, evaluate, predict on images made from test 
 
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +65,42 @@ def test_real_mnist_shapes_and_checksums(real_mnist):
     assert mnist["train-images"].shape == (60_000, 28, 28)
     assert mnist["test-images"].shape == (10_000, 28, 28)
     assert np.bincount(mnist["test-labels"]).tolist()[:2] == [980, 1135]
+
+
+def test_sigint_saves_the_best_weights_and_exits_130(real_mnist, tmp_path):
+    out = tmp_path / "interrupted.npz"
+    command = [
+        sys.executable,
+        "-m",
+        "mlpcli",
+        "train",
+        "--layers",
+        "784,32,10",
+        "--validation-size",
+        "59000",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "1000",
+        "--patience",
+        "0",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "MLP_DATA_DIR": str(real_mnist)}  # the files are used where they are
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        for line in process.stderr:
+            if "epoch   2  train loss" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        rest = process.stderr.read()
+        assert process.wait() == 130, rest
+    finally:
+        watchdog.cancel()
+    assert "the best weights so far were saved" in rest and "Traceback" not in rest
+    meta = load_checkpoint(out).meta
+    assert meta["interrupted"] and meta["best_epoch"] >= 1
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
