@@ -163,6 +163,11 @@ def evaluate(
             f"({INPUT_SIZE} inputs, {NUM_CLASSES} classes)"
         )
     chosen = splits[split]
+    if not len(chosen.y):
+        raise ConfigError(
+            f"this checkpoint was trained with no {split} split "
+            "(--validation-size 0); choose --split test or train"
+        )
     return {"split": split, **evaluate_model(checkpoint.model, chosen.X, chosen.y)}
 
 

@@ -280,7 +280,7 @@ def normalization_stats(images: np.ndarray) -> tuple[float, float]:
 
 def normalize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     """uint8 images (n, 28, 28) -> float32 rows (n, 784) of (pixel/255 - mean) / std."""
-    X = images.reshape(len(images), -1).astype(np.float32)
+    X = images.reshape(len(images), int(np.prod(images.shape[1:]))).astype(np.float32)
     X *= np.float32(1 / 255)
     X -= np.float32(mean)
     X /= np.float32(std)

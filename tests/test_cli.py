@@ -257,3 +257,11 @@ def test_python_dash_m_runs_the_cli():
     )
     assert result.returncode == 0
     assert "Usage: mlp" in result.stdout and "train" in result.stdout
+
+
+def test_evaluate_an_empty_validation_split_is_a_clear_error(tiny_mnist, tmp_path):
+    out = tmp_path / "m.npz"
+    assert run("train", *QUICK, "--validation-size", "0", "--out", out).exit_code == 0
+    result = run("evaluate", out, "--split", "validation", "--json", "-q")
+    assert result.exit_code == 1
+    assert "no validation split" in result.stderr and result.stdout == ""

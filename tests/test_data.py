@@ -190,3 +190,7 @@ def test_data_dir_that_is_a_file_is_one_clear_error(tiny_mnist, tmp_path, serve)
     not_a_folder.write_text("x")
     with pytest.raises(CacheError, match="cannot create the data folder"):
         data.load_mnist(not_a_folder, [server.url], progress=False)
+
+
+def test_normalize_an_empty_split():
+    assert data.normalize(np.zeros((0, 28, 28), np.uint8), 0.1, 0.3).shape == (0, 784)
