@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import struct
 import sys
 import time
@@ -160,9 +161,9 @@ def download(
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                failure = f"{url}: {type(exc).__name__}: {_first_line(exc)}"
+                failure = f"{url}: {type(exc).__name__} ({_reason(exc)})"
             except requests.RequestException as exc:
-                failure = f"{url}: {type(exc).__name__}: {_first_line(exc)}"
+                failure = f"{url}: {type(exc).__name__} ({_reason(exc)})"
                 break
             except CacheError:
                 raise
@@ -180,9 +181,16 @@ def download(
     )
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else "no details"
+def _reason(exc: Exception) -> str:
+    """The root cause of a requests error in a few words: requests nests urllib3's errors,
+    whose text repeats the URL; the operating system's '[Errno N] ...' is what matters."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if found:
+        return found.group(0).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    return text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
 
 
 def _fetch_verified(

@@ -97,7 +97,7 @@ def test_all_mirrors_failing_lists_each_answer_and_leaves_nothing(tmp_path, serv
     with pytest.raises(DownloadError) as caught:
         data.download("f", sha, [refused, missing.url, failing.url], cache, attempts=2, **FAST)
     message = str(caught.value)
-    assert f"{refused}f.gz: ConnectionError" in message
+    assert f"{refused}f.gz: ConnectionError ([Errno 111] Connection refused)" in message
     assert f"{missing.url}f.gz: HTTP 404" in message
     assert f"{failing.url}f.gz: HTTP 500" in message
     assert "\n" not in message and "--mirror" in message
