@@ -145,6 +145,12 @@ def download(
             f"cannot create the data folder {data_dir} ({exc.strerror}); "
             f"choose another with --data-dir or {DATA_DIR_ENV}"
         ) from None
+    # passing network trouble is worth another try; other request errors (a bad URL) are final
+    retryable = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    )
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + f"/{name}.gz"
@@ -156,15 +162,10 @@ def download(
                 failure = f"{url}: HTTP {status}"
                 if status < 500:
                     break
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                failure = f"{url}: {type(exc).__name__} ({_reason(exc)})"
             except requests.RequestException as exc:
                 failure = f"{url}: {type(exc).__name__} ({_reason(exc)})"
-                break
+                if not isinstance(exc, retryable):
+                    break
             except CacheError:
                 raise
             except DataError as exc:  # bad gzip or checksum: the download was deleted
