@@ -149,6 +149,11 @@ def evaluate(
 ) -> dict:
     """Accuracy, loss, confusion matrix and per-class figures of a checkpoint on one split,
     rebuilt exactly as training made it (same seed, same validation size, same normalization)."""
+    if checkpoint.model.layers[0] != INPUT_SIZE or checkpoint.model.layers[-1] != NUM_CLASSES:
+        raise CheckpointError(
+            f"this checkpoint's layers {checkpoint.model.layers} do not fit MNIST "
+            f"({INPUT_SIZE} inputs, {NUM_CLASSES} classes)"
+        )
     options = checkpoint.meta.get("options", {})
     mnist = load_mnist(data_dir, mirrors, progress=progress)
     splits, _ = make_splits(
@@ -157,11 +162,6 @@ def evaluate(
         int(options.get("seed", 0)),
         checkpoint.normalization,
     )
-    if checkpoint.model.layers[0] != INPUT_SIZE or checkpoint.model.layers[-1] != NUM_CLASSES:
-        raise CheckpointError(
-            f"this checkpoint's layers {checkpoint.model.layers} do not fit MNIST "
-            f"({INPUT_SIZE} inputs, {NUM_CLASSES} classes)"
-        )
     chosen = splits[split]
     if not len(chosen.y):
         raise ConfigError(

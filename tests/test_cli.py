@@ -265,3 +265,15 @@ def test_evaluate_an_empty_validation_split_is_a_clear_error(tiny_mnist, tmp_pat
     result = run("evaluate", out, "--split", "validation", "--json", "-q")
     assert result.exit_code == 1
     assert "no validation split" in result.stderr and result.stdout == ""
+
+
+def test_evaluate_refuses_a_checkpoint_that_does_not_fit_mnist(tmp_path, monkeypatch):
+    from mlpcli import MLP, save_checkpoint
+
+    model = MLP.initialize([100, 8, 10], np.random.default_rng(0))
+    save_checkpoint(tmp_path / "m.npz", model, {"normalization": {"mean": 0.1, "std": 0.3}})
+    monkeypatch.setenv("MLP_DATA_DIR", str(tmp_path / "never-created"))
+    monkeypatch.setenv("MLP_MNIST_MIRROR", "http://127.0.0.1:9/")
+    result = run("evaluate", tmp_path / "m.npz", "-q")
+    assert result.exit_code == 1 and "do not fit MNIST" in result.stderr
+    assert not (tmp_path / "never-created").exists()  # refused before any data was loaded
