@@ -18,6 +18,19 @@ def _model(seed=0):
     return MLP.initialize([784, 16, 10], np.random.default_rng(seed))
 
 
+def _fit(options, validation=None, seed=0, **kwargs):
+    """fit() of a fresh model on the 300 synthetic training digits, without progress bars."""
+    return fit(
+        _model(),
+        _data(),
+        validation,
+        options,
+        np.random.default_rng(seed),
+        progress=False,
+        **kwargs,
+    )
+
+
 def _scripted_validation(monkeypatch, losses):
     """Make the per-epoch validation loss follow `losses`; keep a copy of the model each time."""
     seen = []
@@ -32,14 +45,7 @@ def _scripted_validation(monkeypatch, losses):
 
 def test_early_stopping_restores_the_best_epoch(monkeypatch):
     seen = _scripted_validation(monkeypatch, [1.0, 0.5, 0.6, 0.7, 0.4])
-    result = fit(
-        _model(),
-        _data(),
-        _data(50, 1),
-        FitOptions(0.05, epochs=5, batch_size=32, patience=2),
-        np.random.default_rng(0),
-        progress=False,
-    )
+    result = _fit(FitOptions(0.05, epochs=5, batch_size=32, patience=2), _data(50, 1))
     assert result.stopped_early and len(result.history) == 4 and result.best_epoch == 2
     for best, restored in zip(seen[1].weights, result.model.weights, strict=True):
         np.testing.assert_array_equal(best, restored)
@@ -48,54 +54,25 @@ def test_early_stopping_restores_the_best_epoch(monkeypatch):
 
 def test_improvements_smaller_than_min_delta_do_not_count(monkeypatch):
     _scripted_validation(monkeypatch, [1.0, 0.95, 0.9, 0.85])
-    result = fit(
-        _model(),
-        _data(),
-        _data(50, 1),
-        FitOptions(0.05, epochs=4, patience=2, min_delta=0.1),
-        np.random.default_rng(0),
-        progress=False,
-    )
+    result = _fit(FitOptions(0.05, epochs=4, patience=2, min_delta=0.1), _data(50, 1))
     assert result.best_epoch == 1 and len(result.history) == 3
 
 
 def test_patience_zero_runs_every_epoch(monkeypatch):
     _scripted_validation(monkeypatch, [1.0, 2.0, 3.0, 4.0])
-    result = fit(
-        _model(),
-        _data(),
-        _data(50, 1),
-        FitOptions(0.05, epochs=4, patience=0),
-        np.random.default_rng(0),
-        progress=False,
-    )
+    result = _fit(FitOptions(0.05, epochs=4, patience=0), _data(50, 1))
     assert len(result.history) == 4 and result.best_epoch == 1 and not result.stopped_early
 
 
 def test_training_learns_the_synthetic_digits():
-    train, validation = _data(), _data(100, 1)
-    result = fit(
-        _model(),
-        train,
-        validation,
-        FitOptions(0.1, epochs=5, batch_size=16),
-        np.random.default_rng(0),
-        progress=False,
-    )
+    result = _fit(FitOptions(0.1, epochs=5, batch_size=16), _data(100, 1))
     assert result.history[-1]["validation_accuracy"] > 0.95
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
 def test_divergence_stops_with_advice():
     with pytest.raises(TrainingDiverged, match="lower the learning rate.*--lr"):
-        fit(
-            _model(),
-            _data(),
-            None,
-            FitOptions(1e9, epochs=3, batch_size=8),
-            np.random.default_rng(0),
-            progress=False,
-        )
+        _fit(FitOptions(1e9, epochs=3, batch_size=8))
 
 
 def test_ctrl_c_keeps_the_best_weights_so_far(monkeypatch):
@@ -109,16 +86,7 @@ def test_ctrl_c_keeps_the_best_weights_so_far(monkeypatch):
         real_step(params, grads, learning_rate)
 
     monkeypatch.setattr(train_module, "sgd_step", step)
-    epoch_one = []
-    result = fit(
-        _model(),
-        _data(),
-        _data(50, 1),
-        FitOptions(0.05, epochs=5, batch_size=30),
-        np.random.default_rng(0),
-        progress=False,
-        on_epoch=lambda record: epoch_one.append(record),
-    )
+    result = _fit(FitOptions(0.05, epochs=5, batch_size=30), _data(50, 1))
     assert result.interrupted and result.best_epoch == 1 and len(result.history) == 1
 
 
@@ -129,27 +97,13 @@ def test_batch_size_sets_updates_per_epoch(monkeypatch, batch_size, updates):
     monkeypatch.setattr(
         train_module, "sgd_step", lambda p, g, lr: (calls.append(len(g[0])), real_step(p, g, lr))
     )
-    fit(
-        _model(),
-        _data(),
-        None,
-        FitOptions(0.01, epochs=1, batch_size=batch_size),
-        np.random.default_rng(0),
-        progress=False,
-    )
+    _fit(FitOptions(0.01, epochs=1, batch_size=batch_size))
     assert len(calls) == 2 * updates  # weights and biases
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
     def run(seed):
-        return fit(
-            _model(),
-            _data(),
-            None,
-            FitOptions(0.05, epochs=2, batch_size=10),
-            np.random.default_rng(seed),
-            progress=False,
-        ).model.weights[0]
+        return _fit(FitOptions(0.05, epochs=2, batch_size=10), seed=seed).model.weights[0]
 
     assert np.array_equal(run(1), run(1))
     assert not np.array_equal(run(1), run(2))
