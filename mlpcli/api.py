@@ -23,7 +23,7 @@ from .errors import CheckpointError, ConfigError
 from .image import PreparedImage, prepare_image
 from .initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
 from .losses import LOSSES
-from .metrics import evaluate_model
+from .metrics import evaluate_split
 from .model import MLP
 from .training import FitOptions, fit
 
@@ -98,6 +98,7 @@ def train(
     config.validate()
     mnist = load_mnist(data_dir, mirrors, progress=progress)
     splits, (mean, std) = make_splits(mnist, config.validation_size, config.seed)
+    del mnist  # the splits hold copies; the raw arrays would only add to peak memory
     init_rng, shuffle_rng = np.random.default_rng(config.seed).spawn(2)
     model = MLP.initialize(
         config.layers,
@@ -115,9 +116,7 @@ def train(
         model, splits["train"], splits["validation"], options, shuffle_rng, progress, on_epoch
     )
     figures = {
-        name: evaluate_model(result.model, split.X, split.y)
-        for name, split in splits.items()
-        if len(split.y)
+        name: evaluate_split(result.model, split) for name, split in splits.items() if len(split.y)
     }
     meta = {
         "init": config.resolved_init,
@@ -168,7 +167,7 @@ def evaluate(
             f"this checkpoint was trained with no {split} split "
             "(--validation-size 0); choose --split test or train"
         )
-    return {"split": split, **evaluate_model(checkpoint.model, chosen.X, chosen.y)}
+    return {"split": split, **evaluate_split(checkpoint.model, chosen)}
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import re
 import struct
@@ -53,6 +54,7 @@ MNIST_FILES = {
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 1 << 26  # 64 MiB: the largest MNIST file holds 47 MB; more is not MNIST
 
 
 def default_data_dir() -> Path:
@@ -68,13 +70,29 @@ def default_mirrors() -> list[str]:
     return os.environ.get(MIRROR_ENV, "").split() or list(DEFAULT_MIRRORS)
 
 
-def _decompress(data: bytes, source: str) -> bytes:
+def _decompress(data: bytes, source: str) -> bytes | bytearray:
+    """The decompressed bytes of gzip `data` (other data is returned as it is), written into
+    one buffer of the size the gzip trailer states: gzip.decompress would briefly hold the
+    output twice, 47 MB more at the peak for the training images."""
     if not data.startswith(GZIP_MAGIC):
         return data
+    size = int.from_bytes(data[-4:], "little")  # ISIZE: the decompressed length, mod 2**32
+    if size > MAX_IDX_BYTES:
+        raise DataError(
+            f"{source} claims to decompress to {size} bytes, more than any MNIST file; "
+            "it is not an MNIST file"
+        )
+    out = bytearray(size)
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            filled, view = 0, memoryview(out)
+            while filled < size and (count := stream.readinto(view[filled:])):
+                filled += count
+            if filled != size or stream.read(1):
+                raise DataError(f"{source} does not decompress to the length its trailer states")
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{source} is not a valid gzip file ({exc})") from None
+    return out
 
 
 def _verified(raw: bytes, sha256: str, source: str) -> bytes:
@@ -280,26 +298,49 @@ def train_validation_split(
 def normalization_stats(images: np.ndarray) -> tuple[float, float]:
     """Mean and std of pixel/255 over all pixels of `images` (uint8, any shape).
 
-    Computed exactly from the 256-bin histogram, so no float copy of the images is made."""
-    counts = np.bincount(images.ravel(), minlength=256).astype(np.float64)
+    Computed exactly from the 256-bin histogram, so no float copy of the images is made; the
+    histogram is counted a million pixels at a time, as bincount widens its input to int64."""
+    pixels = images.reshape(-1)
+    counts = sum(
+        (
+            np.bincount(pixels[start : start + (1 << 20)], minlength=256)
+            for start in range(0, len(pixels), 1 << 20)
+        ),
+        np.zeros(256, np.int64),
+    ).astype(np.float64)
     values = np.arange(256) / 255
     mean = counts @ values / counts.sum()
     return float(mean), float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
 
 
 def normalize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """uint8 images (n, 28, 28) -> float32 rows (n, 784) of (pixel/255 - mean) / std."""
-    X = images.reshape(len(images), int(np.prod(images.shape[1:]))).astype(np.float32)
-    X *= np.float32(1 / 255)
-    X -= np.float32(mean)
-    X /= np.float32(std)
+    """uint8 images (n, 28, 28) or (n, 784) -> float32 rows (n, 784) of (pixel/255 - mean) / std,
+    computed as pixel * scale + shift: two passes, as training does this every epoch."""
+    scale, shift = np.float32(1 / (255 * std)), np.float32(-mean / std)
+    pixels = images.reshape(len(images), int(np.prod(images.shape[1:])))
+    X = np.multiply(pixels, scale, dtype=np.float32)
+    X += shift
     return X
 
 
 @dataclass
 class Split:
-    X: np.ndarray  # (n, 784) float32, normalized
-    y: np.ndarray  # (n,) int64 labels
+    """Samples X (n, d) with labels y (n,) int64, kept as stored: MNIST's as uint8 pixels
+    (n, 784), a quarter of the memory of float32, which `features` normalizes a few rows at a
+    time. With no `normalization`, X is already the network's float input."""
+
+    X: np.ndarray
+    y: np.ndarray
+    normalization: tuple[float, float] | None = None  # (mean, std) of pixel/255
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def features(self, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """The network's float32 input (m, d) for `rows` (a slice or an index array)."""
+        if self.normalization is None:
+            return self.X[rows]
+        return normalize(self.X[rows], *self.normalization)
 
 
 def make_splits(
@@ -308,20 +349,20 @@ def make_splits(
     seed: int,
     normalization: tuple[float, float] | None = None,
 ) -> tuple[dict[str, Split], tuple[float, float]]:
-    """Splits "train", "validation" (from the 60k training images) and "test", normalized by
-    `normalization` or, when None, by the statistics of the training split."""
+    """Splits "train", "validation" (from the 60k training images) and "test" as uint8 rows,
+    normalized by `normalization` or, when None, by the statistics of the training split."""
     images, labels = mnist["train-images"], mnist["train-labels"].astype(np.int64)
     if not 0 <= validation_size < len(images):
         raise DataError(
             f"validation size {validation_size} must be between 0 and {len(images) - 1}"
         )
+    rows = images.reshape(len(images), -1)
     train_idx, val_idx = train_validation_split(len(images), validation_size, seed)
-    mean, std = normalization or normalization_stats(images[train_idx])
+    stats = normalization or normalization_stats(rows[train_idx])
+    test = mnist["test-images"]
     splits = {
-        "train": Split(normalize(images[train_idx], mean, std), labels[train_idx]),
-        "validation": Split(normalize(images[val_idx], mean, std), labels[val_idx]),
-        "test": Split(
-            normalize(mnist["test-images"], mean, std), mnist["test-labels"].astype(np.int64)
-        ),
+        "train": Split(rows[train_idx], labels[train_idx], stats),
+        "validation": Split(rows[val_idx], labels[val_idx], stats),
+        "test": Split(test.reshape(len(test), -1), mnist["test-labels"].astype(np.int64), stats),
     }
-    return splits, (mean, std)
+    return splits, stats

@@ -42,14 +42,11 @@ def cross_entropy(Z: np.ndarray, y: np.ndarray) -> float:
     return float(-log_softmax(Z)[np.arange(len(y)), y].mean())
 
 
-def cross_entropy_gradient(Z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    log_P = log_softmax(Z)
-    rows = np.arange(len(y))
-    loss = float(-log_P[rows, y].mean())
-    dZ = np.exp(log_P)
-    dZ[rows, y] -= 1
-    dZ /= len(y)
-    return loss, dZ
+def cross_entropy_gradient(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    dZ = softmax(Z)
+    dZ[np.arange(len(y)), y] -= 1
+    dZ /= Z.dtype.type(len(y))
+    return dZ
 
 
 def mse(Z: np.ndarray, y: np.ndarray) -> float:
@@ -57,19 +54,20 @@ def mse(Z: np.ndarray, y: np.ndarray) -> float:
     return float(0.5 * np.einsum("ij,ij->", D, D) / len(y))
 
 
-def mse_gradient(Z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def mse_gradient(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     D = Z - one_hot(y, Z.shape[1], Z.dtype)
-    return float(0.5 * np.einsum("ij,ij->", D, D) / len(y)), D / Z.dtype.type(len(y))
+    D /= Z.dtype.type(len(y))
+    return D
 
 
 def mse_softmax(Z: np.ndarray, y: np.ndarray) -> float:
     return mse(softmax(Z), y)
 
 
-def mse_softmax_gradient(Z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def mse_softmax_gradient(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     P = softmax(Z)
-    loss, G = mse_gradient(P, y)
-    return loss, P * (G - (G * P).sum(axis=1, keepdims=True))
+    G = mse_gradient(P, y)
+    return P * (G - (G * P).sum(axis=1, keepdims=True))
 
 
 def clipped_share(Z: np.ndarray) -> np.ndarray:
@@ -83,7 +81,7 @@ def clipped_share(Z: np.ndarray) -> np.ndarray:
 
 class Loss(NamedTuple):
     value: Callable[[np.ndarray, np.ndarray], float]
-    value_and_gradient: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+    gradient: Callable[[np.ndarray, np.ndarray], np.ndarray]  # dL/dZ (n, k)
     probabilities: Callable[[np.ndarray], np.ndarray]  # logits (n, k) -> (n, k), rows sum to 1
 
 

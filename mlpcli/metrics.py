@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import Split
 from .losses import LOSSES
 from .model import MLP
 
@@ -34,16 +35,31 @@ def per_class_report(confusion: np.ndarray) -> list[dict]:
     ]
 
 
-def evaluate_model(model: MLP, X: np.ndarray, y: np.ndarray) -> dict:
+def score(logits: np.ndarray, y: np.ndarray, loss: str) -> dict:
     """Accuracy, mean loss, confusion matrix (list of rows, true label first) and per-class
-    figures of `model` on X (n, d), y (n,). Training reports its figures through this too."""
-    logits = model.logits(X)
+    figures of logits (n, k) against labels y (n,)."""
     num_classes = logits.shape[1]
     confusion = confusion_matrix(y, logits.argmax(axis=1), num_classes)
     return {
         "samples": int(len(y)),
         "accuracy": float(np.trace(confusion) / max(len(y), 1)),
-        "loss": LOSSES[model.loss].value(logits, y) if len(y) else float("nan"),
+        "loss": LOSSES[loss].value(logits, y) if len(y) else float("nan"),
         "confusion_matrix": confusion.tolist(),
         "per_class": per_class_report(confusion),
     }
+
+
+def evaluate_model(model: MLP, X: np.ndarray, y: np.ndarray) -> dict:
+    """The figures of `score` for `model` on float inputs X (n, d)."""
+    return score(model.logits(X), y, model.loss)
+
+
+def evaluate_split(model: MLP, split: Split, chunk: int = 8192) -> dict:
+    """The figures of `score` on a split, normalizing `chunk` rows at a time to save memory.
+    Training reports its validation figures through this too."""
+    parts = [
+        model.logits(split.features(slice(start, start + chunk)))
+        for start in range(0, len(split), chunk)
+    ]
+    logits = np.concatenate(parts) if parts else np.zeros((0, model.layers[-1]), np.float32)
+    return score(logits, split.y, model.loss)

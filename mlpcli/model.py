@@ -24,7 +24,8 @@ def forward(
     """Returns the pre-activations [Z_1..Z_L] and activations [A_0..A_{L-1}] backprop needs."""
     Zs, As = [], [X]
     for layer, (W, b) in enumerate(zip(weights, biases, strict=True)):
-        Z = As[-1] @ W + b
+        Z = As[-1] @ W
+        Z += b
         Zs.append(Z)
         if layer < len(weights) - 1:
             As.append(activation.forward(Z))
@@ -119,9 +120,9 @@ class MLP:
         """Mean loss on the batch, its logits (n, k), and the gradients dW_l, db_l."""
         activation = self._activation()
         Zs, As = forward(self.weights, self.biases, activation, X)
-        loss, dZ = LOSSES[self.loss].value_and_gradient(Zs[-1], y)
-        dWs, dbs = backward(self.weights, activation, Zs, As, dZ)
-        return loss, Zs[-1], dWs, dbs
+        loss = LOSSES[self.loss]
+        dWs, dbs = backward(self.weights, activation, Zs, As, loss.gradient(Zs[-1], y))
+        return loss.value(Zs[-1], y), Zs[-1], dWs, dbs
 
     def copy(self) -> MLP:
         return MLP(

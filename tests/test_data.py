@@ -63,8 +63,9 @@ def test_make_splits_normalizes_with_training_split_statistics(tiny_mnist):
     splits, (mean, std) = data.make_splits(mnist, 100, seed=0)
     train_idx, _ = data.train_validation_split(600, 100, 0)
     assert (mean, std) == data.normalization_stats(mnist["train-images"][train_idx])
-    assert splits["train"].X.mean() == pytest.approx(0, abs=1e-4)
-    assert splits["train"].X.std() == pytest.approx(1, abs=1e-3)
+    assert splits["train"].X.dtype == np.uint8
+    assert splits["train"].features().mean() == pytest.approx(0, abs=1e-4)
+    assert splits["train"].features().std() == pytest.approx(1, abs=1e-3)
     assert [len(splits[s].y) for s in ("train", "validation", "test")] == [500, 100, 200]
 
 

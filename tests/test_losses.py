@@ -10,8 +10,7 @@ def test_gradient_matches_central_differences(name):
     Z = rng.normal(0, 1.5, (4, 10))
     y = rng.integers(0, 10, 4)
     loss = LOSSES[name]
-    value, dZ = loss.value_and_gradient(Z, y)
-    assert value == pytest.approx(loss.value(Z, y))
+    dZ = loss.gradient(Z, y)
     h = 1e-6
     numeric = np.zeros_like(Z)
     for index in np.ndindex(Z.shape):  # finite differences need one probe per entry

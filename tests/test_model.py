@@ -5,7 +5,7 @@ from mlpcli.activations import ACTIVATIONS
 from mlpcli.data import Split
 from mlpcli.losses import LOSSES
 from mlpcli.model import MLP
-from mlpcli.optim import sgd_step
+from mlpcli.sgd import sgd_minibatches, sgd_per_sample
 from mlpcli.training import FitOptions, fit
 
 
@@ -48,9 +48,8 @@ def test_one_sgd_step_worked_by_hand():
         "relu",
         "cross-entropy",
     )
-    loss, logits, dWs, dbs = model.loss_and_gradients(
-        np.array([[1.0, 2.0]], np.float32), np.array([0])
-    )
+    X, y = np.array([[1.0, 2.0]], np.float32), np.array([0])
+    loss, logits, dWs, dbs = model.loss_and_gradients(X, y)
     # hidden z = 0.5 + 0.5 = 1, a = 1; logits [1, -1]; p0 = e / (e + 1/e)
     p0 = np.exp(1) / (np.exp(1) + np.exp(-1))
     assert logits.tolist() == [[1.0, -1.0]]
@@ -58,10 +57,14 @@ def test_one_sgd_step_worked_by_hand():
     # dlogits = [p0 - 1, 1 - p0]; dW2 = a * dlogits; da = dlogits . [1, -1] = 2 (p0 - 1)
     np.testing.assert_allclose(dWs[1], [[p0 - 1, 1 - p0]], rtol=1e-6)
     np.testing.assert_allclose(dWs[0], [[2 * (p0 - 1)], [4 * (p0 - 1)]], rtol=1e-6)
-    sgd_step(model.weights, dWs, 0.5)
-    np.testing.assert_allclose(
-        model.weights[0], [[0.5 - (p0 - 1)], [0.25 - 2 * (p0 - 1)]], rtol=1e-6
-    )
+    for step in (sgd_minibatches, sgd_per_sample):  # the two engines take the same step
+        stepped = model.copy()
+        args = (X, y, 1, 0.5) if step is sgd_minibatches else (X, y, 0.5)
+        assert step(stepped, *args).tolist() == [[1.0, -1.0]]
+        np.testing.assert_allclose(
+            stepped.weights[0], [[0.5 - (p0 - 1)], [0.25 - 2 * (p0 - 1)]], rtol=1e-6
+        )
+        np.testing.assert_allclose(stepped.biases[1], [-0.5 * (p0 - 1), -0.5 * (1 - p0)], rtol=1e-6)
 
 
 def test_a_tiny_network_learns_xor():

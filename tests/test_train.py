@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from conftest import synthetic_digits
 
+from mlpcli import sgd as sgd_module
 from mlpcli import training as train_module
 from mlpcli.data import Split, normalize
 from mlpcli.errors import TrainingDiverged
@@ -35,11 +36,11 @@ def _scripted_validation(monkeypatch, losses):
     """Make the per-epoch validation loss follow `losses`; keep a copy of the model each time."""
     seen = []
 
-    def scripted(model, X, y):
+    def scripted(model, split):
         seen.append(model.copy())
         return {"loss": losses[len(seen) - 1], "accuracy": 0.5}
 
-    monkeypatch.setattr(train_module, "evaluate_model", scripted)
+    monkeypatch.setattr(train_module, "evaluate_split", scripted)
     return seen
 
 
@@ -76,29 +77,39 @@ def test_divergence_stops_with_advice():
 
 
 def test_ctrl_c_keeps_the_best_weights_so_far(monkeypatch):
-    steps = []
-    real_step = train_module.sgd_step
+    calls = []
+    real_engine = train_module.sgd_minibatches
 
-    def step(params, grads, learning_rate):
-        steps.append(1)
-        if len(steps) == 2 * 10 + 3:  # in epoch 2 (10 batches of 30, two calls per batch)
+    def engine(*args):
+        calls.append(1)
+        if len(calls) == 2:  # in epoch 2: each epoch's 300 samples are one chunk
             raise KeyboardInterrupt
-        real_step(params, grads, learning_rate)
+        return real_engine(*args)
 
-    monkeypatch.setattr(train_module, "sgd_step", step)
+    monkeypatch.setattr(train_module, "sgd_minibatches", engine)
     result = _fit(FitOptions(0.05, epochs=5, batch_size=30), _data(50, 1))
     assert result.interrupted and result.best_epoch == 1 and len(result.history) == 1
 
 
-@pytest.mark.parametrize("batch_size, updates", [(1, 300), (64, 5), (0, 1), (1000, 1)])
+@pytest.mark.parametrize("batch_size, updates", [(64, 5), (0, 1), (1000, 1), (7, 43)])
 def test_batch_size_sets_updates_per_epoch(monkeypatch, batch_size, updates):
     calls = []
-    real_step = train_module.sgd_step
+    real_backward = sgd_module.backward
     monkeypatch.setattr(
-        train_module, "sgd_step", lambda p, g, lr: (calls.append(len(g[0])), real_step(p, g, lr))
+        sgd_module, "backward", lambda *args: (calls.append(len(args[-1])), real_backward(*args))[1]
     )
     _fit(FitOptions(0.01, epochs=1, batch_size=batch_size))
-    assert len(calls) == 2 * updates  # weights and biases
+    assert len(calls) == updates
+    assert sum(calls) == 300  # every sample in exactly one update
+
+
+def test_batch_size_one_takes_the_per_sample_engine(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        train_module, "sgd_per_sample", lambda m, X, y, lr: (seen.append(len(y)), X[:, :10])[1]
+    )
+    _fit(FitOptions(0.01, epochs=1, batch_size=1))
+    assert sum(seen) == 300
 
 
 def test_same_seed_same_weights_other_seed_other_weights():

@@ -1,0 +1,81 @@
+"""Plain stochastic gradient descent over a run of shuffled samples: the training loop's engine.
+
+Both functions take X (n, d) float32 rows in the order to train on and labels y (n,), update
+the model in place (theta <- theta - learning_rate * gradient), and return the logits (n, k)
+each sample had when it was trained on, so the caller measures loss and accuracy in one
+vectorized pass instead of once per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .losses import LOSSES
+from .model import MLP, backward, forward
+
+
+def sgd_minibatches(
+    model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int, learning_rate: float
+) -> np.ndarray:
+    """One SGD step for each consecutive batch of `batch_size` rows."""
+    activation, gradient = model._activation(), LOSSES[model.loss].gradient
+    step = np.float32(learning_rate)
+    logits = np.empty((len(y), model.layers[-1]), np.float32)
+    params = model.weights + model.biases  # the same arrays, updated in place
+    for start in range(0, len(y), batch_size):
+        batch = slice(start, start + batch_size)
+        Zs, As = forward(model.weights, model.biases, activation, X[batch])
+        logits[batch] = Zs[-1]
+        # scaling the small (n, k) output gradient by the step scales every dW and db with it
+        dZ = gradient(Zs[-1], y[batch])
+        dZ *= step
+        dWs, dbs = backward(model.weights, activation, Zs, As, dZ)
+        for param, change in zip(params, dWs + dbs, strict=True):
+            param -= change
+    return logits
+
+
+def sgd_per_sample(
+    model: MLP, X: np.ndarray, y: np.ndarray, learning_rate: float, block: int = 32
+) -> np.ndarray:
+    """Per-sample SGD (batch size 1), exact, with the first layer's updates applied per block.
+
+    Per sample, updating the first layer W (d, h) costs a (d, h) outer product, far more than
+    the rest of the step. Its input x does not depend on the weights, so within a block the
+    update can wait: after samples s < t of the block changed W by -x_s dz_s^T and b by -dz_s
+    (dz_s being step * dL/dz for sample s), sample t's pre-activation is exactly
+        z_t = x_t W + b - sum_{s<t} (x_t . x_s + 1) dz_s
+    with W, b as at the block's start. That costs the block's Gram matrix X_B X_B^T once and a
+    (t, h) product per sample; the block's updates are applied at its end as one matmul. The
+    layers above are updated sample by sample on 1-D vectors.
+    """
+    activation, gradient = model._activation(), LOSSES[model.loss].gradient
+    step = np.float32(learning_rate)
+    weights, biases = model.weights, model.biases
+    logits = np.empty((len(y), model.layers[-1]), np.float32)
+    first_dZ = np.empty((block, model.layers[1]), weights[0].dtype)
+    for start in range(0, len(y), block):
+        X_block = X[start : start + block]
+        first_Z = X_block @ weights[0] + biases[0]
+        overlap = X_block @ X_block.T + 1  # x_t . x_s, plus 1 for the bias's constant input
+        for t, x in enumerate(X_block):
+            z = first_Z[t]
+            if t:
+                z -= overlap[t, :t] @ first_dZ[:t]
+            Zs, As = [z], [x]
+            for W, b in zip(weights[1:], biases[1:], strict=True):
+                As.append(activation.forward(Zs[-1]))
+                Zs.append(As[-1] @ W + b)
+            logits[start + t] = Zs[-1]
+            label = start + t
+            dz = gradient(Zs[-1][None], y[label : label + 1])[0] * step
+            for layer in range(len(weights) - 1, 0, -1):
+                below = weights[layer] @ dz  # before this layer's update
+                weights[layer] -= np.outer(As[layer], dz)
+                biases[layer] -= dz
+                dz = below * activation.derivative(Zs[layer - 1], As[layer])
+            first_dZ[t] = dz
+        done = first_dZ[: len(X_block)]
+        weights[0] -= X_block.T @ done
+        biases[0] -= done.sum(axis=0)
+    return logits

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from mlpcli.activations import ACTIVATIONS
+from mlpcli.losses import LOSSES
+from mlpcli.model import MLP
+from mlpcli.sgd import sgd_minibatches, sgd_per_sample
+
+
+def _net(layers, activation="relu", loss="cross-entropy", dtype=np.float64) -> MLP:
+    rng = np.random.default_rng(5)
+    model = MLP.initialize(layers, rng, activation, "glorot-normal", loss, leaky_slope=0.1)
+    model.weights = [W.astype(dtype) for W in model.weights]
+    model.biases = [rng.normal(0, 0.1, b.shape).astype(dtype) for b in model.biases]
+    return model
+
+
+def _data(n, d, k, dtype=np.float64):
+    rng = np.random.default_rng(6)
+    return rng.normal(0, 1, (n, d)).astype(dtype), rng.integers(0, k, n)
+
+
+@pytest.mark.parametrize("layers", [[6, 3], [6, 5, 3], [6, 5, 4, 3]])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_per_sample_engine_is_exact_per_sample_sgd(layers, activation, loss):
+    """The deferred first-layer updates must give the weights of one plain step per sample."""
+    X, y = _data(75, layers[0], layers[-1])  # 75: two full blocks of 32 and a partial one
+    plain, fast = _net(layers, activation, loss), _net(layers, activation, loss)
+    plain_logits = sgd_minibatches(plain, X, y, batch_size=1, learning_rate=0.05)
+    fast_logits = sgd_per_sample(fast, X, y, learning_rate=0.05, block=32)
+    np.testing.assert_allclose(fast_logits, plain_logits, rtol=1e-5, atol=1e-5)
+    for got, expected in zip(fast.weights + fast.biases, plain.weights + plain.biases, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fast.weights[0], _net(layers).weights[0])  # it did train
+
+
+def test_per_sample_engine_in_float32_at_mnist_size():
+    X, y = _data(200, 784, 10, np.float32)
+    plain, fast = _net([784, 64, 10], dtype=np.float32), _net([784, 64, 10], dtype=np.float32)
+    sgd_minibatches(plain, X, y, batch_size=1, learning_rate=0.01)
+    sgd_per_sample(fast, X, y, learning_rate=0.01)
+    assert fast.weights[0].dtype == np.float32
+    np.testing.assert_allclose(fast.weights[0], plain.weights[0], atol=1e-4)
+    np.testing.assert_allclose(fast.weights[1], plain.weights[1], atol=1e-4)
+
+
+def test_minibatch_engine_returns_each_batchs_logits_before_its_step():
+    X, y = _data(10, 6, 3)
+    model = _net([6, 5, 3])
+    first_batch_logits = model.logits(X[:4])
+    logits = sgd_minibatches(model, X, y, batch_size=4, learning_rate=0.5)
+    np.testing.assert_allclose(logits[:4], first_batch_logits, rtol=1e-6)
+    assert not np.allclose(logits[4:8], _net([6, 5, 3]).logits(X[4:8]))  # after one step
