@@ -1,34 +1,35 @@
-"""mlpcli: a multilayer perceptron for MNIST, written by hand in NumPy."""
+"""mlpcli: a multilayer perceptron for MNIST, written by hand in NumPy.
+
+The names below are imported on first use, so that `mlp predict` loads only what it needs.
+"""
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-from .api import (  # noqa: E402  (the API needs __version__ defined first)
-    Prediction,
-    TrainConfig,
-    TrainResult,
-    evaluate,
-    predict_array,
-    predict_images,
-    train,
-)
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from .data import load_mnist  # noqa: E402
-from .errors import MlpError  # noqa: E402
-from .model import MLP  # noqa: E402
+_EXPORTS = {
+    "MLP": "model",
+    "Checkpoint": "checkpoint",
+    "MlpError": "errors",
+    "Prediction": "api",
+    "TrainConfig": "api",
+    "TrainResult": "api",
+    "evaluate": "api",
+    "load_checkpoint": "checkpoint",
+    "load_mnist": "data",
+    "predict_array": "api",
+    "predict_images": "api",
+    "save_checkpoint": "checkpoint",
+    "train": "api",
+}
+__all__ = [*sorted(_EXPORTS), "__version__"]
 
-__all__ = [
-    "MLP",
-    "Checkpoint",
-    "MlpError",
-    "Prediction",
-    "TrainConfig",
-    "TrainResult",
-    "evaluate",
-    "load_checkpoint",
-    "load_mnist",
-    "predict_array",
-    "predict_images",
-    "save_checkpoint",
-    "train",
-    "__version__",
-]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
