@@ -1,0 +1,303 @@
+"""Benchmark mlpcli against PyTorch and scikit-learn on the same work, in one interleaved run.
+
+    python scripts/bench.py --data-dir ../shared/mnist      # or any folder with the MNIST files
+
+Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and
+the frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one
+epoch of plain SGD (no momentum, no weight decay) over the 60,000 MNIST training images,
+float32, cross-entropy, after a short warm-up; data loading is not timed. PyTorch at batch
+size 1 is timed on the first 6,000 samples and scaled to 60,000, as a full epoch takes
+minutes. PyTorch and scikit-learn are optional: what is not installed is skipped.
+Process figures: peak RSS of `mlp train` (default network, one epoch), whole-process wall time
+of `mlp predict` against `python -c "import numpy, PIL.Image"`, and of `mlp evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# name: (layers, batch size, learning rate)
+CONFIGS = {
+    "784-64-10, batch 64": ([784, 64, 10], 64, 0.1),
+    "784-64-10, batch 1": ([784, 64, 10], 1, 0.005),
+    "784-800-10, batch 128": ([784, 800, 10], 128, 0.1),
+}
+FRAMEWORKS = {  # name: (module it needs, configs it runs)
+    "mlpcli": (None, list(CONFIGS)),
+    "floor: the matrix products alone": (None, ["784-64-10, batch 64", "784-800-10, batch 128"]),
+    "PyTorch (1 thread)": ("torch", list(CONFIGS)),
+    "PyTorch (2 threads)": ("torch", ["784-64-10, batch 64", "784-800-10, batch 128"]),
+    "scikit-learn": ("sklearn", ["784-64-10, batch 64"]),
+}
+TORCH_BATCH_ONE_SAMPLES = 6000
+
+
+def _training_data(data_dir: str):
+    """MNIST's 60k training images as uint8 rows, their normalization and labels."""
+    from mlpcli.data import load_mnist, normalization_stats
+
+    mnist = load_mnist(data_dir, progress=False)
+    images = mnist["train-images"].reshape(60000, 784)
+    return images, normalization_stats(images), mnist["train-labels"].astype("int64")
+
+
+def _time_mlpcli(layers, batch_size, learning_rate, data_dir) -> float:
+    import numpy as np
+
+    from mlpcli.data import Split
+    from mlpcli.model import MLP
+    from mlpcli.training import FitOptions, fit
+
+    images, stats, labels = _training_data(data_dir)
+    train = Split(images, labels, stats)
+    model = MLP.initialize(layers, np.random.default_rng(0))
+    options = FitOptions(learning_rate, epochs=1, batch_size=batch_size, patience=0)
+    warm_up = Split(images[:2048], labels[:2048], stats)
+    fit(model, warm_up, None, options, np.random.default_rng(1), progress=False)
+    started = time.perf_counter()
+    fit(model, train, None, options, np.random.default_rng(2), progress=False)
+    return time.perf_counter() - started
+
+
+def _time_products(layers, batch_size) -> float:
+    """An epoch of the matrix products a training step cannot avoid (forward A @ W, weight
+    gradient A^T dZ, and dZ W^T below the top layer), under mlpcli's BLAS thread limit."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from mlpcli.training import blas_threads
+
+    rng = np.random.default_rng(0)
+    shapes = list(zip(layers, layers[1:], strict=False))
+    A = [rng.standard_normal((batch_size, i), dtype=np.float32) for i, _ in shapes]
+    W = [rng.standard_normal((i, o), dtype=np.float32) for i, o in shapes]
+    dZ = [rng.standard_normal((batch_size, o), dtype=np.float32) for _, o in shapes]
+
+    def epoch(steps: int) -> None:
+        for _ in range(steps):
+            for layer in range(len(W)):
+                A[layer] @ W[layer]
+                A[layer].T @ dZ[layer]
+                if layer:
+                    dZ[layer] @ W[layer].T
+
+    with threadpool_limits(blas_threads(layers, batch_size), user_api="blas"):
+        epoch(50)
+        started = time.perf_counter()
+        epoch(-(-60000 // batch_size))
+        return time.perf_counter() - started
+
+
+def _normalized(data_dir):
+    from mlpcli.data import normalize
+
+    images, (mean, std), labels = _training_data(data_dir)
+    return normalize(images, mean, std), labels
+
+
+def _time_torch(layers, batch_size, learning_rate, data_dir, threads) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    X, y = (torch.from_numpy(a) for a in _normalized(data_dir))
+    parts = []
+    for fan_in, fan_out in zip(layers, layers[1:], strict=False):
+        parts += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*parts[:-1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    count = TORCH_BATCH_ONE_SAMPLES if batch_size == 1 else len(y)
+
+    def epoch(samples: int) -> None:
+        order = torch.randperm(samples)
+        for start in range(0, samples, batch_size):
+            rows = order[start : start + batch_size]
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(X[rows]), y[rows]).backward()
+            optimizer.step()
+
+    epoch(min(count, 2048))
+    started = time.perf_counter()
+    epoch(count)
+    return (time.perf_counter() - started) * len(y) / count
+
+
+def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = _normalized(data_dir)
+    model = MLPClassifier(
+        hidden_layer_sizes=layers[1:-1],
+        solver="sgd",
+        batch_size=batch_size,
+        learning_rate_init=learning_rate,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        random_state=0,
+    )
+    warnings.simplefilter("ignore")
+    model.partial_fit(X[:2048], y[:2048], classes=list(range(10)))
+    started = time.perf_counter()
+    model.partial_fit(X, y)  # partial_fit with the sgd solver is one epoch
+    return time.perf_counter() - started
+
+
+def worker(framework: str, config: str, data_dir: str) -> float:
+    layers, batch_size, learning_rate = CONFIGS[config]
+    if framework == "mlpcli":
+        return _time_mlpcli(layers, batch_size, learning_rate, data_dir)
+    if framework.startswith("floor"):
+        return _time_products(layers, batch_size)
+    if framework.startswith("PyTorch"):
+        threads = 1 if "1 thread" in framework else 2
+        return _time_torch(layers, batch_size, learning_rate, data_dir, threads)
+    return _time_sklearn(layers, batch_size, learning_rate, data_dir)
+
+
+def _run_worker(framework: str, config: str, data_dir: str) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", framework, config, "--data-dir", data_dir],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def _installed(module: str | None) -> bool:
+    if module is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _wall_and_rss(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS in MiB of one run of `command`."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()}")
+    process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def _median_text(values: list[float], unit: str = "") -> str:
+    return f"{statistics.median(values):.3g}{unit} ({min(values):.3g}-{max(values):.3g})"
+
+
+def bench_training(data_dir: str, repeats: int) -> list[str]:
+    runs = {  # config by config, so that the frameworks alternate on each
+        (framework, config): []
+        for config in CONFIGS
+        for framework, (module, configs) in FRAMEWORKS.items()
+        if _installed(module) and config in configs
+    }
+    skipped = [name for name, (module, _) in FRAMEWORKS.items() if not _installed(module)]
+    for repeat in range(repeats):
+        for (framework, config), times in runs.items():
+            times.append(_run_worker(framework, config, data_dir))
+            print(f"  {repeat + 1}: {framework}, {config}: {times[-1]:.3f} s", file=sys.stderr)
+    lines = [
+        "| seconds per epoch, median (min-max) | " + " | ".join(CONFIGS) + " |",
+        "|---" * (len(CONFIGS) + 1) + "|",
+    ]
+    for framework in FRAMEWORKS:
+        cells = []
+        for config in CONFIGS:
+            times = runs.get((framework, config))
+            if not times:
+                cells.append("not installed" if framework in skipped else "n/a")
+                continue
+            cell = _median_text(times)
+            if framework.startswith(("PyTorch", "scikit")):
+                ratio = statistics.median(times) / statistics.median(runs["mlpcli", config])
+                cell += f", {ratio:.1f}x ours"
+            cells.append(cell)
+        lines.append(f"| {framework} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _digit_png(data_dir: str, path: Path) -> None:
+    """A test-set digit as dark ink on white paper, three times MNIST's size."""
+    from PIL import Image
+
+    from mlpcli.data import load_mnist
+
+    digit = load_mnist(data_dir, progress=False)["test-images"][0]
+    Image.fromarray(255 - digit).resize((84, 84)).save(path)
+
+
+def bench_processes(data_dir: str, repeats: int) -> list[str]:
+    script = Path(sys.executable).with_name("mlp")  # the command users run, if installed
+    mlp = [str(script)] if script.exists() else [sys.executable, "-m", "mlpcli"]
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint, image = Path(folder) / "bench.npz", Path(folder) / "digit.png"
+        train = [*mlp, "train", "--epochs", "1", "--data-dir", data_dir, "-q", "--out"]
+        rss = [_wall_and_rss([*train, str(checkpoint), "--force"])[1] for _ in range(repeats)]
+        _digit_png(data_dir, image)
+        predict, imports, evaluate = [], [], []
+        for _ in range(max(repeats, 5)):
+            predict.append(
+                _wall_and_rss([*mlp, "predict", str(image), "--checkpoint", str(checkpoint)])[0]
+            )
+            imports.append(_wall_and_rss([sys.executable, "-c", "import numpy, PIL.Image"])[0])
+        for _ in range(repeats):
+            evaluate.append(
+                _wall_and_rss([*mlp, "evaluate", str(checkpoint), "--data-dir", data_dir])[0]
+            )
+    ratio = statistics.median(predict) / statistics.median(imports)
+    return [
+        "| process | median (min-max) |",
+        "|---|---|",
+        f"| peak RSS of `mlp train --epochs 1` (784-256-10) | {_median_text(rss, ' MiB')} |",
+        f"| `mlp predict digit.png`, whole process | {_median_text(predict, ' s')}, "
+        f"{ratio:.2f}x the imports |",
+        f'| `python -c "import numpy, PIL.Image"` | {_median_text(imports, " s")} |',
+        f"| `mlp evaluate` on the 10k test set, whole process | {_median_text(evaluate, ' s')} |",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the MNIST files (default: the tool's cache, downloading what it lacks)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--only", choices=["training", "processes"], help="run one part")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.data_dir is None:
+        from mlpcli.data import default_data_dir, load_mnist
+
+        load_mnist(progress=True)
+        args.data_dir = str(default_data_dir())
+    if args.worker:
+        print(json.dumps(worker(*args.worker, args.data_dir)))
+        return
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.repeats} repeats",
+        file=sys.stderr,
+    )
+    if args.only != "processes":
+        print("\n".join(bench_training(args.data_dir, args.repeats)) + "\n")
+    if args.only != "training":
+        print("\n".join(bench_processes(args.data_dir, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()
