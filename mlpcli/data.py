@@ -7,6 +7,7 @@ temporary file first and is moved into place only once verified.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -163,6 +164,7 @@ def download(
             f"cannot create the data folder {data_dir} ({exc.strerror}); "
             f"choose another with --data-dir or {DATA_DIR_ENV}"
         ) from None
+    _remove_stale_parts(data_dir, name)
     # passing network trouble is worth another try; other request errors (a bad URL) are final
     retryable = (
         requests.ConnectionError,
@@ -198,6 +200,18 @@ def download(
         + f". Check your connection, set --mirror or {MIRROR_ENV} to a server that has the "
         f"MNIST files, or copy them into the data folder {data_dir}"
     )
+
+
+STALE_PART_SECONDS = 3600  # older temporary files were left by a killed download
+
+
+def _remove_stale_parts(data_dir: Path, name: str) -> None:
+    """Delete temporary downloads of `name` that a killed process left behind; a younger one
+    may belong to a download still running in another process."""
+    for part in data_dir.glob(f".{name}.gz.*.part"):
+        with contextlib.suppress(OSError):
+            if time.time() - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
 
 
 def _reason(exc: Exception) -> str:

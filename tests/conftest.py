@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import struct
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +19,33 @@ SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "mnist"
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves `self.server.root`; answers `self.server.faults[name]` (an HTTP status) instead
-    for the files named there, and records every path requested."""
+    """Serves `self.server.root` and records every path requested. For a file named in
+    `self.server.faults` it misbehaves instead: an int answers that HTTP status; "truncate"
+    sends the full Content-Length but half the body; "stall" waits 5 s before answering;
+    "hang" sends half the body and then waits 60 s."""
 
     def translate_path(self, path):
         return str(self.server.root / path.lstrip("/").split("?")[0])
 
     def do_GET(self):
         self.server.requests.append(self.path)
-        status = self.server.faults.get(self.path.rsplit("/", 1)[-1])
-        if status:
-            self.send_error(status)
-            return
-        super().do_GET()
+        fault = self.server.faults.get(self.path.rsplit("/", 1)[-1])
+        if isinstance(fault, int):
+            self.send_error(fault)
+        elif fault == "stall":
+            time.sleep(5)
+        elif fault in ("truncate", "hang"):
+            body = Path(self.translate_path(self.path)).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            if fault == "hang":
+                time.sleep(60)
+            self.close_connection = True
+        else:
+            super().do_GET()
 
     def log_message(self, *args):
         pass
@@ -52,7 +67,7 @@ class LoopbackServer:
         return self.httpd.requests
 
     @property
-    def faults(self) -> dict[str, int]:
+    def faults(self) -> dict[str, int | str]:
         return self.httpd.faults
 
     def close(self):

@@ -1,0 +1,217 @@
+"""Faults from outside: a misbehaving network, a full disk, kills mid-write, odd image files.
+Each case asserts the error type or exit code, a one-line message, and the files left behind."""
+
+import errno
+import gzip
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlpcli import data
+from mlpcli.checkpoint import load_checkpoint, save_checkpoint
+from mlpcli.errors import CacheError, DownloadError, ImageError
+from mlpcli.image import prepare_image
+from mlpcli.model import MLP
+
+FAST = {"attempts": 1, "backoff": 0, "progress": False, "timeout": 2}
+CONTENT = bytes(range(256)) * 64
+NORMALIZATION = {"mean": 0.13, "std": 0.31}
+
+
+def _served(tmp_path, serve, gz_bytes=None):
+    """A loopback server for a folder holding f.gz; returns it, the SHA-256 and the cache."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    (folder / "f.gz").write_bytes(gz_bytes if gz_bytes is not None else gzip.compress(CONTENT))
+    return serve(folder), hashlib.sha256(CONTENT).hexdigest(), tmp_path / "cache"
+
+
+def _one_line(message: str) -> str:
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_truncated_body_is_a_download_error_and_leaves_nothing(tmp_path, serve):
+    server, sha, cache = _served(tmp_path, serve)
+    server.faults["f.gz"] = "truncate"
+    with pytest.raises(DownloadError) as caught:
+        data.download("f", sha, [server.url], cache, **FAST)
+    assert "could not download f.gz" in _one_line(str(caught.value))
+    assert list(cache.iterdir()) == []
+
+
+def test_stalled_server_times_out_and_is_retried(tmp_path, serve):
+    server, sha, cache = _served(tmp_path, serve)
+    server.faults["f.gz"] = "stall"
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="timed out") as caught:
+        data.download("f", sha, [server.url], cache, **{**FAST, "timeout": 0.3, "attempts": 2})
+    assert time.monotonic() - started < 4  # neither attempt waited for the 5 s stall
+    assert len(server.requests) == 2 and "--mirror" in _one_line(str(caught.value))
+    assert list(cache.iterdir()) == []
+
+
+def test_corrupt_gzip_from_the_server_moves_on_and_leaves_nothing(tmp_path, serve):
+    good = gzip.compress(CONTENT)
+    broken = good[:20] + bytes(len(good) - 28) + good[-8:]  # deflate data zeroed, trailer kept
+    server, sha, cache = _served(tmp_path, serve, broken)
+    with pytest.raises(DownloadError, match="not a valid gzip") as caught:
+        data.download("f", sha, [server.url], cache, **FAST)
+    _one_line(str(caught.value))
+    assert list(cache.iterdir()) == []
+
+
+def test_gzip_claiming_an_enormous_size_is_refused_before_allocating(tmp_path, serve):
+    lying = gzip.compress(CONTENT)[:-4] + (1 << 31).to_bytes(4, "little")
+    server, sha, cache = _served(tmp_path, serve, lying)
+    with pytest.raises(DownloadError, match="more than any MNIST file"):
+        data.download("f", sha, [server.url], cache, **FAST)
+    assert list(cache.iterdir()) == []
+
+
+def test_full_disk_is_one_clear_cache_error_and_leaves_nothing(tmp_path, serve, monkeypatch):
+    server, sha, cache = _served(tmp_path, serve)
+
+    def full_disk(url, file, timeout, progress):
+        file.write(b"x" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(data, "_stream_to", full_disk)
+    with pytest.raises(CacheError, match="No space left on device.*--data-dir") as caught:
+        data.download("f", sha, [server.url], cache, **FAST)
+    _one_line(str(caught.value))
+    assert list(cache.iterdir()) == []
+
+
+def _run_until(script: str, marker: str, tmp_path) -> subprocess.Popen:
+    """Start `script` in a fresh Python and wait until it prints `marker`."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert process.stdout.readline().strip() == marker
+    return process
+
+
+def _kill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_kill_during_a_download_leaves_no_file_the_tool_would_read(tmp_path, serve):
+    server, sha, cache = _served(tmp_path, serve)
+    server.faults["f.gz"] = "hang"
+    process = _run_until(
+        f"""
+        import threading, time
+        from pathlib import Path
+        from mlpcli import data
+        def report():  # once the first half of the body is on disk
+            while not list(Path({str(cache)!r}).glob(".f.gz.*.part")):
+                time.sleep(0.01)
+            print("downloading", flush=True)
+        threading.Thread(target=report, daemon=True).start()
+        data.download("f", {sha!r}, [{server.url!r}], Path({str(cache)!r}), progress=False)
+        """,
+        "downloading",
+        tmp_path,
+    )
+    _kill(process)
+    assert data.read_cached(cache, "f", sha) is None
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".part")] == []
+    # the next download clears what the killed one left once it is stale, then succeeds
+    for part in cache.glob("*.part"):
+        os.utime(part, (time.time() - 2 * data.STALE_PART_SECONDS,) * 2)
+    server.faults.clear()
+    assert data.download("f", sha, [server.url], cache, **FAST) == CONTENT
+    assert [p.name for p in cache.iterdir()] == ["f.gz"]
+
+
+def test_kill_during_a_checkpoint_write_leaves_the_previous_file(tmp_path):
+    target = tmp_path / "checkpoint.npz"
+    model = MLP.initialize([784, 8, 10], np.random.default_rng(0))
+    save_checkpoint(target, model, {"note": "the good one", "normalization": NORMALIZATION})
+    before = target.read_bytes()
+    process = _run_until(
+        f"""
+        import time
+        import numpy as np
+        from mlpcli import checkpoint
+        from mlpcli.model import MLP
+        def slow_savez(file, **arrays):  # writes part of the archive, then hangs
+            file.write(b"PK" + bytes(5000)); file.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+        checkpoint.np.savez = slow_savez
+        model = MLP.initialize([784, 8, 10], np.random.default_rng(1))
+        checkpoint.save_checkpoint({str(target)!r}, model, {{"note": "the new one"}})
+        """,
+        "writing",
+        tmp_path,
+    )
+    _kill(process)
+    assert target.read_bytes() == before
+    assert load_checkpoint(target).meta["note"] == "the good one"
+
+
+def _digit(size=(84, 84)) -> Image.Image:
+    """A dark '1'-like stroke on white paper, as a person might draw it."""
+    pixels = np.full((size[1], size[0]), 255, np.uint8)
+    h, w = pixels.shape
+    pixels[h // 5 : 4 * h // 5, w // 2 - w // 12 : w // 2 + w // 12] = 20
+    return Image.fromarray(pixels)
+
+
+@pytest.mark.parametrize(
+    "kind, mode, save",
+    [
+        (
+            "16-bit PNG",
+            "I;16",
+            lambda im, p: Image.fromarray(np.asarray(im).astype(np.uint16) * 257).save(p),
+        ),
+        ("palette PNG", "P", lambda im, p: im.convert("P").save(p)),
+        ("CMYK JPEG", "CMYK", lambda im, p: im.convert("CMYK").save(p, quality=95)),
+        (
+            "animated GIF",
+            "L",
+            lambda im, p: im.save(p, save_all=True, append_images=[Image.new("L", im.size)]),
+        ),
+    ],
+)
+def test_unusual_formats_give_the_input_of_the_plain_image(tmp_path, kind, mode, save):
+    plain, odd = tmp_path / "plain.png", tmp_path / f"odd.{'jpg' if 'JPEG' in kind else 'png'}"
+    _digit().save(plain)
+    save(_digit(), odd)
+    if "GIF" in kind:
+        odd = odd.rename(odd.with_suffix(".gif"))
+    expected, got = prepare_image(plain), prepare_image(odd)
+    assert got.has_digit and Image.open(odd).mode == mode
+    assert getattr(Image.open(odd), "n_frames", 1) == (2 if "GIF" in kind else 1)
+    assert np.abs(got.pixels - expected.pixels).mean() < 0.03  # JPEG blurs edges a little
+
+
+def test_a_one_pixel_image_is_answered_as_holding_no_digit(tmp_path):
+    Image.new("L", (1, 1), 0).save(tmp_path / "dot.png")
+    prepared = prepare_image(tmp_path / "dot.png")
+    assert prepared.pixels.shape == (28, 28) and not prepared.has_digit
+
+
+@pytest.mark.parametrize("side", [10_000, 15_000])  # Pillow warns above 89 Mpx, refuses at 179
+def test_huge_images_and_decompression_bombs_are_refused_cleanly(tmp_path, side):
+    path = tmp_path / "huge.png"
+    Image.new("1", (side, side)).save(path)  # a few kB on disk: a decompression bomb
+    assert path.stat().st_size < 200_000
+    with pytest.raises(ImageError, match="too large.*scale it down") as caught:
+        prepare_image(path)
+    _one_line(str(caught.value))
