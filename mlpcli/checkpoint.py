@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -151,8 +152,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             weights, biases = _read_params(path, npz, layers)
     except CheckpointError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise _bad(path, f"it cannot be read as .npz ({str(exc).splitlines()[0][:120]})") from None
+    # zipfile raises NotImplementedError for unsupported methods, RuntimeError for encryption
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+        zlib.error,
+    ) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise _bad(path, f"it cannot be read as .npz ({reason})") from None
     slope = float((meta.get("activation_params") or {}).get("slope", DEFAULT_LEAKY_SLOPE))
     model = MLP(weights, biases, meta["activation"], meta["loss"], slope)
     return Checkpoint(model, meta)

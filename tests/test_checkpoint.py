@@ -151,3 +151,19 @@ def test_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkey
         save_checkpoint(path, _model("relu"), META)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+@pytest.mark.parametrize(
+    "offset, value, reason",
+    [(8, 1, "encrypted"), (10, 99, "compression method"), (6, 64, "zip file version")],
+)
+def test_archives_zipfile_cannot_open_are_refused(tmp_path, offset, value, reason):
+    """Found by fuzzing: zipfile raises RuntimeError or NotImplementedError for these."""
+    path = tmp_path / "odd.npz"
+    save_checkpoint(path, _model(), META)
+    raw = bytearray(path.read_bytes())
+    entry = raw.index(b"PK\x01\x02")  # the central directory record of the first member
+    raw[entry + offset] = value
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=f"cannot be read as .npz.*{reason}"):
+        load_checkpoint(path)
