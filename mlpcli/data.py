@@ -356,6 +356,8 @@ class Split:
             return self.X[rows]
         return normalize(self.X[rows], *self.normalization)
 
+    __getitem__ = features  # so MLP.logits can take a split as it takes an array
+
 
 def make_splits(
     mnist: dict[str, np.ndarray],

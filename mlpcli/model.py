@@ -98,7 +98,8 @@ class MLP:
         return get_activation(self.activation, self.leaky_slope)
 
     def logits(self, X: np.ndarray, chunk: int = 8192) -> np.ndarray:
-        """X (n, d) -> logits (n, k), in chunks so a large X needs little extra memory."""
+        """X (n, d) -> logits (n, k), in chunks so a large X needs little extra memory. X may be
+        anything whose slices are float rows, such as a data.Split of uint8 pixels."""
         activation = self._activation()
         parts = [
             forward(self.weights, self.biases, activation, X[i : i + chunk])[0][-1]

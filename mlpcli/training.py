@@ -50,7 +50,7 @@ def blas_threads(layers: list[int], batch_size: int) -> int | None:
 
 
 def _normalized_chunks(train: Split, order: np.ndarray, chunk: int):
-    """(start, features of order[start : start + chunk]) for each chunk in turn. The next chunk
+    """(start, rows, features of rows) for each chunk of `order` in turn. The next chunk
     is normalized in a background thread while this one trains: numpy releases the GIL for
     that work, so it runs on a core that small matrix products leave idle."""
     from concurrent.futures import ThreadPoolExecutor
@@ -62,7 +62,7 @@ def _normalized_chunks(train: Split, order: np.ndarray, chunk: int):
             following = order[start + chunk : start + 2 * chunk]
             if len(following):
                 pending = pool.submit(train.features, following)
-            yield start, X
+            yield start, order[start : start + chunk], X
 
 
 def _train_one_epoch(
@@ -72,8 +72,7 @@ def _train_one_epoch(
     each batch measured as it was trained on."""
     loss, loss_sum, correct = LOSSES[model.loss], 0.0, 0
     chunk = max(1, CHUNK_SAMPLES // batch_size) * batch_size
-    for start, X in _normalized_chunks(train, order, chunk):
-        rows = order[start : start + chunk]
+    for start, rows, X in _normalized_chunks(train, order, chunk):
         y = train.y[rows]
         if batch_size == 1:
             logits = sgd_per_sample(model, X, y, learning_rate)
