@@ -62,13 +62,11 @@ def sgd_per_sample(
             z = first_Z[t]
             if t:
                 z -= overlap[t, :t] @ first_dZ[:t]
-            Zs, As = [z], [x]
-            for W, b in zip(weights[1:], biases[1:], strict=True):
-                As.append(activation.forward(Zs[-1]))
-                Zs.append(As[-1] @ W + b)
-            logits[start + t] = Zs[-1]
-            label = start + t
-            dz = gradient(Zs[-1][None], y[label : label + 1])[0] * step
+            upper_Zs, upper_As = forward(weights[1:], biases[1:], activation, activation.forward(z))
+            Zs, As = [z, *upper_Zs], [x, *upper_As]
+            sample = start + t
+            logits[sample] = Zs[-1]
+            dz = gradient(Zs[-1][None], y[sample : sample + 1])[0] * step
             for layer in range(len(weights) - 1, 0, -1):
                 below = weights[layer] @ dz  # before this layer's update
                 weights[layer] -= np.outer(As[layer], dz)

@@ -17,7 +17,7 @@ def _float64_net(activation: str, loss: str, layers=(6, 5, 4, 3)) -> MLP:
     return model
 
 
-@pytest.mark.parametrize("samples", [1, 7])  # one sample takes the outer-product path
+@pytest.mark.parametrize("samples", [1, 7])
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 def test_two_hidden_layer_gradients_match_central_differences(activation, loss, samples):
