@@ -49,12 +49,8 @@ def score(logits: np.ndarray, y: np.ndarray, loss: str) -> dict:
     }
 
 
-def evaluate_model(model: MLP, X: np.ndarray, y: np.ndarray) -> dict:
-    """The figures of `score` for `model` on float inputs X (n, d)."""
-    return score(model.logits(X), y, model.loss)
-
-
 def evaluate_split(model: MLP, split: Split) -> dict:
-    """The figures of `score` on a split; `model.logits` normalizes it a chunk at a time, to
-    save memory. Training reports its validation figures through this too."""
+    """The figures of `score` for `model` on a split (`Split(X, y)` for plain float arrays);
+    `model.logits` normalizes it a chunk at a time, to save memory. Training reports its
+    validation figures through this too."""
     return score(model.logits(split), split.y, model.loss)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from mlpcli.metrics import confusion_matrix, evaluate_model, per_class_report
+from mlpcli.data import Split
+from mlpcli.metrics import confusion_matrix, evaluate_split, per_class_report
 from mlpcli.model import MLP
 
 
@@ -24,11 +25,11 @@ def test_class_never_predicted_gets_zero_not_nan():
     assert report[1] == {"class": 1, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 
 
-def test_evaluate_model_agrees_with_its_parts():
+def test_evaluate_split_agrees_with_its_parts():
     model = MLP.initialize([5, 4, 3], np.random.default_rng(0))
     X = np.random.default_rng(1).normal(size=(50, 5)).astype(np.float32)
     y = np.random.default_rng(2).integers(0, 3, 50)
-    figures = evaluate_model(model, X, y)
+    figures = evaluate_split(model, Split(X, y))
     assert figures["accuracy"] == pytest.approx((model.predict(X) == y).mean())
     assert figures["loss"] == pytest.approx(model.loss_and_gradients(X, y)[0], rel=1e-5)
     assert np.sum(figures["confusion_matrix"]) == 50
