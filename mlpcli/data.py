@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import interrupts
 from .errors import CacheError, DataError, DownloadError
 from .files import atomic_write
 
@@ -121,15 +122,17 @@ def _stream_to(url: str, file, timeout: float, progress: bool) -> None:
     with requests.get(url, stream=True, timeout=timeout) as response:
         response.raise_for_status()
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(
-            total=total,
-            unit="B",
-            unit_scale=True,
-            desc=url.rsplit("/", 1)[-1],
-            file=sys.stderr,
-            disable=not progress,
-            leave=False,
-        ) as bar:
+        with interrupts.at_safe_points():  # not inside tqdm's constructor; see interrupts.py
+            bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=url.rsplit("/", 1)[-1],
+                file=sys.stderr,
+                disable=not progress,
+                leave=False,
+            )
+        with bar:
             received = 0
             for chunk in response.iter_content(chunk_size=1 << 16):
                 file.write(chunk)

@@ -10,6 +10,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from . import interrupts
 from .data import Split
 from .errors import TrainingDiverged
 from .losses import LOSSES
@@ -88,6 +89,7 @@ def _train_one_epoch(
         loss_sum += chunk_loss * len(rows)
         correct += int((logits.argmax(axis=1) == y).sum())
         bar.update(-(-len(rows) // batch_size))
+        interrupts.check()
     return loss_sum / len(order), correct / len(order)
 
 
@@ -103,28 +105,33 @@ def fit(
     """Train `model` in place, then restore the weights of the epoch with the lowest
     validation loss (training loss when there is no validation data).
 
-    Shuffles the sample indices from `rng` every epoch. Ctrl-C ends training at once; the
-    result then says `interrupted` and holds the weights of the best epoch completed.
+    Shuffles the sample indices from `rng` every epoch. Ctrl-C ends training within one
+    chunk of samples; the result then says `interrupted` and holds the weights of the best
+    epoch completed.
     """
     n = len(train.y)
     batch_size = n if options.batch_size <= 0 else min(options.batch_size, n)
     result = FitResult(model=model.copy())
     best_loss, waited = np.inf, 0
     try:
-        for epoch in range(1, options.epochs + 1):
-            record = _run_epoch(model, train, validation, options, batch_size, epoch, rng, progress)
-            result.history.append(record)
-            if on_epoch:
-                on_epoch(record)
-            watched = record.get("validation_loss", record["train_loss"])
-            if watched < best_loss - options.min_delta:
-                best_loss, waited = watched, 0
-                result.model, result.best_epoch = model.copy(), epoch
-            else:
-                waited += 1
-                if options.patience and waited >= options.patience:
-                    result.stopped_early = True
-                    break
+        with interrupts.at_safe_points():
+            for epoch in range(1, options.epochs + 1):
+                interrupts.check()
+                record = _run_epoch(
+                    model, train, validation, options, batch_size, epoch, rng, progress
+                )
+                result.history.append(record)
+                if on_epoch:
+                    on_epoch(record)
+                watched = record.get("validation_loss", record["train_loss"])
+                if watched < best_loss - options.min_delta:
+                    best_loss, waited = watched, 0
+                    result.model, result.best_epoch = model.copy(), epoch
+                else:
+                    waited += 1
+                    if options.patience and waited >= options.patience:
+                        result.stopped_early = True
+                        break
     except KeyboardInterrupt:
         result.interrupted = True
     return result

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import synthetic_digits
+from conftest import ctrl_c, synthetic_digits
 
 from mlpcli import sgd as sgd_module
 from mlpcli import training as train_module
@@ -118,3 +118,22 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
     assert np.array_equal(run(1), run(1))
     assert not np.array_equal(run(1), run(2))
+
+
+def test_ctrl_c_while_a_progress_bar_is_made_waits_until_it_is_whole(monkeypatch):
+    """The CI failure: Ctrl-C landing inside tqdm's constructor left a half-made bar whose
+    __del__ printed a traceback. Now the bar is made whole, then training stops."""
+    import tqdm
+
+    bars = []
+
+    class InterruptedWhileMade(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            ctrl_c()
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", InterruptedWhileMade)
+    result = _fit(FitOptions(0.05, epochs=3, batch_size=30), _data(50, 1))
+    assert result.interrupted and result.best_epoch == 0 and result.history == []
+    assert len(bars) == 1  # the constructor ran to its end
