@@ -8,31 +8,70 @@ vectorized pass instead of once per step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from .blas import subtract_transposed_product
 from .losses import LOSSES
-from .model import MLP, backward, forward
+from .model import MLP, forward
 
 
 def sgd_minibatches(
     model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int, learning_rate: float
 ) -> np.ndarray:
-    """One SGD step for each consecutive batch of `batch_size` rows."""
-    activation, gradient = model._activation(), LOSSES[model.loss].gradient
-    step = np.float32(learning_rate)
-    logits = np.empty((len(y), model.layers[-1]), np.float32)
-    params = model.weights + model.biases  # the same arrays, updated in place
+    """One SGD step for each consecutive batch of `batch_size` rows.
+
+    Backpropagation as in model.backward, with each layer updated as soon as its gradient
+    flows below it: dW never exists as an array, since BLAS subtracts A^T dZ from W in the
+    product itself (blas.py).
+    """
+    weights, biases, activation = model.weights, model.biases, model._activation()
+    logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
+    output_gradient = _scaled_output_gradient(model.loss, y, logits, batch_size, learning_rate)
     for start in range(0, len(y), batch_size):
         batch = slice(start, start + batch_size)
-        Zs, As = forward(model.weights, model.biases, activation, X[batch])
+        Zs, As = forward(weights, biases, activation, X[batch])
         logits[batch] = Zs[-1]
-        # scaling the small (n, k) output gradient by the step scales every dW and db with it
-        dZ = gradient(Zs[-1], y[batch])
-        dZ *= step
-        dWs, dbs = backward(model.weights, activation, Zs, As, dZ)
-        for param, change in zip(params, dWs + dbs, strict=True):
-            param -= change
+        dZ = output_gradient(Zs[-1], batch)
+        for layer in range(len(weights) - 1, -1, -1):
+            below = dZ @ weights[layer].T if layer else None  # with W before its update
+            biases[layer] -= dZ.sum(axis=0)
+            subtract_transposed_product(weights[layer], As[layer], dZ)
+            if layer:
+                below *= activation.derivative(Zs[layer - 1], As[layer])
+                dZ = below
     return logits
+
+
+def _scaled_output_gradient(
+    loss_name: str, y: np.ndarray, logits: np.ndarray, batch_size: int, learning_rate: float
+) -> Callable[[np.ndarray, slice], np.ndarray]:
+    """(Z of the rows `batch`, batch) -> learning_rate * dL/dZ, in the dtype and width of
+    `logits`; scaling the small output gradient by the step scales every dW and db with it.
+
+    Cross-entropy, the common case, is fused: (softmax(Z) - Y) * step / n with the scaled
+    one-hot targets made once for all rows, rather than a fancy-indexed subtraction per batch.
+    """
+    step = logits.dtype.type(learning_rate)
+    if loss_name != "cross-entropy":
+        gradient = LOSSES[loss_name].gradient
+        return lambda Z, batch: np.multiply(gradient(Z, y[batch]), step, dtype=Z.dtype)
+    rows = np.arange(len(y))
+    # each row's step / n, n being the size of the batch the row falls in (the last may be short)
+    sizes = np.minimum(batch_size, len(y) - rows // batch_size * batch_size)
+    scale = (learning_rate / sizes).astype(logits.dtype)
+    targets = np.zeros_like(logits)
+    targets[rows, y] = scale
+
+    def cross_entropy(Z: np.ndarray, batch: slice) -> np.ndarray:
+        E = Z - Z.max(axis=1, keepdims=True)  # stable softmax, as losses.softmax
+        np.exp(E, out=E)
+        E *= scale[batch, None] / E.sum(axis=1, keepdims=True)
+        E -= targets[batch]
+        return E
+
+    return cross_entropy
 
 
 def sgd_per_sample(

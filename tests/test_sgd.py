@@ -52,3 +52,43 @@ def test_minibatch_engine_returns_each_batchs_logits_before_its_step():
     logits = sgd_minibatches(model, X, y, batch_size=4, learning_rate=0.5)
     np.testing.assert_allclose(logits[:4], first_batch_logits, rtol=1e-6)
     assert not np.allclose(logits[4:8], _net([6, 5, 3]).logits(X[4:8]))  # after one step
+
+
+def _plain_sgd(model, X, y, batch_size, learning_rate):
+    """The reference: one step per batch from loss_and_gradients (model.backward), whose
+    gradients test_model checks against finite differences."""
+    for start in range(0, len(y), batch_size):
+        batch = slice(start, start + batch_size)
+        _, _, dWs, dbs = model.loss_and_gradients(X[batch], y[batch])
+        for param, gradient in zip(model.weights + model.biases, dWs + dbs, strict=True):
+            param -= learning_rate * gradient
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 32, 75])  # 7 and 32 leave a short last batch
+@pytest.mark.parametrize("layers", [[6, 3], [6, 5, 3], [6, 5, 4, 3]])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_minibatch_engine_is_plain_sgd(layers, activation, loss, batch_size):
+    X, y = _data(75, layers[0], layers[-1])
+    reference, engine = _net(layers, activation, loss), _net(layers, activation, loss)
+    _plain_sgd(reference, X, y, batch_size, 0.05)
+    sgd_minibatches(engine, X, y, batch_size, learning_rate=0.05)
+    for got, expected in zip(
+        engine.weights + engine.biases, reference.weights + reference.biases, strict=True
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(engine.weights[0], _net(layers).weights[0])  # it did train
+
+
+def test_minibatch_engine_in_float32_with_blas_updates():
+    """784x200 is above blas.GEMM_FROM_ELEMENTS, so the first layer is updated by gemm."""
+    X, y = _data(100, 784, 10, np.float32)
+    reference = _net([784, 200, 10], dtype=np.float32)
+    engine = reference.copy()
+    _plain_sgd(reference, X, y, 32, 0.01)
+    logits = sgd_minibatches(engine, X, y, 32, learning_rate=0.01)
+    assert engine.weights[0].dtype == logits.dtype == np.float32
+    for got, expected in zip(
+        engine.weights + engine.biases, reference.weights + reference.biases, strict=True
+    ):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -94,9 +94,9 @@ def test_ctrl_c_keeps_the_best_weights_so_far(monkeypatch):
 @pytest.mark.parametrize("batch_size, updates", [(64, 5), (0, 1), (1000, 1), (7, 43)])
 def test_batch_size_sets_updates_per_epoch(monkeypatch, batch_size, updates):
     calls = []
-    real_backward = sgd_module.backward
+    real_forward = sgd_module.forward  # called once per step, with the step's batch last
     monkeypatch.setattr(
-        sgd_module, "backward", lambda *args: (calls.append(len(args[-1])), real_backward(*args))[1]
+        sgd_module, "forward", lambda *args: (calls.append(len(args[-1])), real_forward(*args))[1]
     )
     _fit(FitOptions(0.01, epochs=1, batch_size=batch_size))
     assert len(calls) == updates
