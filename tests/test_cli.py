@@ -171,11 +171,11 @@ def test_ctrl_c_saves_the_best_weights_and_exits_130(tiny_mnist, tmp_path, monke
     real = training_module._train_one_epoch
     epochs = []
 
-    def interrupted_in_epoch_two(*args):
+    def interrupted_in_epoch_two(*args, **kwargs):
         epochs.append(1)
         if len(epochs) == 2:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(training_module, "_train_one_epoch", interrupted_in_epoch_two)
     out = tmp_path / "m.npz"
