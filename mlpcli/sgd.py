@@ -88,11 +88,11 @@ def sgd_per_sample(
     (t, h) product per sample; the block's updates are applied at its end as one matmul. The
     layers above are updated sample by sample on 1-D vectors.
     """
-    activation, gradient = model._activation(), LOSSES[model.loss].gradient
-    step = np.float32(learning_rate)
-    weights, biases = model.weights, model.biases
-    logits = np.empty((len(y), model.layers[-1]), np.float32)
+    activation, weights, biases = model._activation(), model.weights, model.biases
+    logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
+    output_gradient = _scaled_output_gradient(model.loss, y, logits, 1, learning_rate)
     first_dZ = np.empty((block, model.layers[1]), weights[0].dtype)
+    upper_weights, upper_biases = weights[1:], biases[1:]  # the same arrays, updated in place
     for start in range(0, len(y), block):
         X_block = X[start : start + block]
         first_Z = X_block @ weights[0] + biases[0]
@@ -101,11 +101,13 @@ def sgd_per_sample(
             z = first_Z[t]
             if t:
                 z -= overlap[t, :t] @ first_dZ[:t]
-            upper_Zs, upper_As = forward(weights[1:], biases[1:], activation, activation.forward(z))
+            upper_Zs, upper_As = forward(
+                upper_weights, upper_biases, activation, activation.forward(z)
+            )
             Zs, As = [z, *upper_Zs], [x, *upper_As]
             sample = start + t
             logits[sample] = Zs[-1]
-            dz = gradient(Zs[-1][None], y[sample : sample + 1])[0] * step
+            dz = output_gradient(Zs[-1][None], slice(sample, sample + 1))[0]
             for layer in range(len(weights) - 1, 0, -1):
                 below = weights[layer] @ dz  # before this layer's update
                 weights[layer] -= np.outer(As[layer], dz)
