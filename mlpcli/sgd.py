@@ -115,6 +115,6 @@ def sgd_per_sample(
                 dz = below * activation.derivative(Zs[layer - 1], As[layer])
             first_dZ[t] = dz
         done = first_dZ[: len(X_block)]
-        weights[0] -= X_block.T @ done
+        subtract_transposed_product(weights[0], X_block, done)
         biases[0] -= done.sum(axis=0)
     return logits
