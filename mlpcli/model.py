@@ -8,6 +8,7 @@ activation: its Z are the logits (n, k) that the loss turns into probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -32,6 +33,29 @@ def forward(
     return Zs, As
 
 
+def backpropagate(
+    weights: list[np.ndarray],
+    activation: Activation,
+    Zs: list[np.ndarray],
+    As: list[np.ndarray],
+    dZ: np.ndarray,
+    take: Callable[[int, np.ndarray, np.ndarray], None],
+) -> None:
+    """The chain rule from the logits' gradient dZ (n, k) down through every layer.
+
+    For each layer l from the top it calls take(l, A_{l-1}, dZ_l), from which
+    dW_l = A_{l-1}^T dZ_l and db_l = sum over the batch of dZ_l. The gradient then flows to
+    the layer below as dZ_{l-1} = (dZ_l W_l^T) * f'(Z_{l-1}), with W_l as it was before
+    `take`, which may update it in place (SGD does). The 1/n of the mean is already in dZ.
+    """
+    for layer in range(len(weights) - 1, -1, -1):
+        below = dZ @ weights[layer].T if layer else None  # before take() may change W_l
+        take(layer, As[layer], dZ)
+        if layer:
+            below *= activation.derivative(Zs[layer - 1], As[layer])
+            dZ = below
+
+
 def backward(
     weights: list[np.ndarray],
     activation: Activation,
@@ -39,18 +63,14 @@ def backward(
     As: list[np.ndarray],
     dZ: np.ndarray,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Chain rule from the logits' gradient dZ (n, k) back to every dW_l and db_l.
-
-    dW_l = A_{l-1}^T dZ_l and db_l = sum over the batch of dZ_l; the gradient flows to the
-    layer below as dZ_{l-1} = (dZ_l W_l^T) * f'(Z_{l-1}). The 1/n of the mean is already in dZ.
-    """
+    """Every dW_l and db_l for the logits' gradient dZ (n, k); see backpropagate."""
     dWs: list[np.ndarray] = [None] * len(weights)  # type: ignore[list-item]
     dbs: list[np.ndarray] = [None] * len(weights)  # type: ignore[list-item]
-    for layer in range(len(weights) - 1, -1, -1):
-        dWs[layer] = As[layer].T @ dZ
-        dbs[layer] = dZ.sum(axis=0)
-        if layer > 0:
-            dZ = (dZ @ weights[layer].T) * activation.derivative(Zs[layer - 1], As[layer])
+
+    def record(layer: int, A: np.ndarray, dZ: np.ndarray) -> None:
+        dWs[layer], dbs[layer] = A.T @ dZ, dZ.sum(axis=0)
+
+    backpropagate(weights, activation, Zs, As, dZ, record)
     return dWs, dbs
 
 

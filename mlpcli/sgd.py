@@ -14,7 +14,7 @@ import numpy as np
 
 from .blas import subtract_transposed_product
 from .losses import LOSSES
-from .model import MLP, forward
+from .model import MLP, backpropagate, forward
 
 
 def sgd_minibatches(
@@ -22,25 +22,22 @@ def sgd_minibatches(
 ) -> np.ndarray:
     """One SGD step for each consecutive batch of `batch_size` rows.
 
-    Backpropagation as in model.backward, with each layer updated as soon as its gradient
-    flows below it: dW never exists as an array, since BLAS subtracts A^T dZ from W in the
-    product itself (blas.py).
+    Each layer is updated as soon as backpropagation has passed it: dW never exists as an
+    array, since BLAS subtracts A^T dZ from W in the product itself (blas.py).
     """
     weights, biases, activation = model.weights, model.biases, model._activation()
     logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
     output_gradient = _scaled_output_gradient(model.loss, y, logits, batch_size, learning_rate)
+
+    def update(layer: int, A: np.ndarray, dZ: np.ndarray) -> None:
+        biases[layer] -= dZ.sum(axis=0)
+        subtract_transposed_product(weights[layer], A, dZ)
+
     for start in range(0, len(y), batch_size):
         batch = slice(start, start + batch_size)
         Zs, As = forward(weights, biases, activation, X[batch])
         logits[batch] = Zs[-1]
-        dZ = output_gradient(Zs[-1], batch)
-        for layer in range(len(weights) - 1, -1, -1):
-            below = dZ @ weights[layer].T if layer else None  # with W before its update
-            biases[layer] -= dZ.sum(axis=0)
-            subtract_transposed_product(weights[layer], As[layer], dZ)
-            if layer:
-                below *= activation.derivative(Zs[layer - 1], As[layer])
-                dZ = below
+        backpropagate(weights, activation, Zs, As, output_gradient(Zs[-1], batch), update)
     return logits
 
 
@@ -93,6 +90,15 @@ def sgd_per_sample(
     output_gradient = _scaled_output_gradient(model.loss, y, logits, 1, learning_rate)
     first_dZ = np.empty((block, model.layers[1]), weights[0].dtype)
     upper_weights, upper_biases = weights[1:], biases[1:]  # the same arrays, updated in place
+
+    def update_upper(layer: int, a: np.ndarray, dz: np.ndarray) -> None:
+        """Layers above the first step at once; the first layer's dz waits for the block."""
+        if layer:
+            weights[layer] -= np.outer(a, dz)
+            biases[layer] -= dz
+        else:
+            first_dZ[t] = dz
+
     for start in range(0, len(y), block):
         X_block = X[start : start + block]
         first_Z = X_block @ weights[0] + biases[0]
@@ -108,12 +114,7 @@ def sgd_per_sample(
             sample = start + t
             logits[sample] = Zs[-1]
             dz = output_gradient(Zs[-1][None], slice(sample, sample + 1))[0]
-            for layer in range(len(weights) - 1, 0, -1):
-                below = weights[layer] @ dz  # before this layer's update
-                weights[layer] -= np.outer(As[layer], dz)
-                biases[layer] -= dz
-                dz = below * activation.derivative(Zs[layer - 1], As[layer])
-            first_dZ[t] = dz
+            backpropagate(weights, activation, Zs, As, dz, update_upper)
         done = first_dZ[: len(X_block)]
         subtract_transposed_product(weights[0], X_block, done)
         biases[0] -= done.sum(axis=0)
