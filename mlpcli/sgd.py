@@ -41,6 +41,19 @@ def sgd_minibatches(
     return logits
 
 
+def _scaled_targets(
+    y: np.ndarray, logits: np.ndarray, batch_size: int, learning_rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's step / n (n being the size of the batch the row falls in: the last may be
+    short), and the one-hot targets (n, k) scaled by it, in the dtype of `logits`."""
+    rows = np.arange(len(y))
+    sizes = np.minimum(batch_size, len(y) - rows // batch_size * batch_size)
+    scale = (learning_rate / sizes).astype(logits.dtype)
+    targets = np.zeros_like(logits)
+    targets[rows, y] = scale
+    return scale, targets
+
+
 def _scaled_output_gradient(
     loss_name: str, y: np.ndarray, logits: np.ndarray, batch_size: int, learning_rate: float
 ) -> Callable[[np.ndarray, slice], np.ndarray]:
@@ -54,12 +67,7 @@ def _scaled_output_gradient(
     if loss_name != "cross-entropy":
         gradient = LOSSES[loss_name].gradient
         return lambda Z, batch: np.multiply(gradient(Z, y[batch]), step, dtype=Z.dtype)
-    rows = np.arange(len(y))
-    # each row's step / n, n being the size of the batch the row falls in (the last may be short)
-    sizes = np.minimum(batch_size, len(y) - rows // batch_size * batch_size)
-    scale = (learning_rate / sizes).astype(logits.dtype)
-    targets = np.zeros_like(logits)
-    targets[rows, y] = scale
+    scale, targets = _scaled_targets(y, logits, batch_size, learning_rate)
 
     def cross_entropy(Z: np.ndarray, batch: slice) -> np.ndarray:
         E = Z - Z.max(axis=1, keepdims=True)  # stable softmax, as losses.softmax
@@ -67,6 +75,27 @@ def _scaled_output_gradient(
         E *= scale[batch, None] / E.sum(axis=1, keepdims=True)
         E -= targets[batch]
         return E
+
+    return cross_entropy
+
+
+def _scaled_sample_gradient(
+    loss_name: str, y: np.ndarray, logits: np.ndarray, learning_rate: float
+) -> Callable[[np.ndarray, int], np.ndarray]:
+    """(logits z (k,) of sample i, i) -> learning_rate * dL/dz: _scaled_output_gradient for
+    batch size 1, on 1-D vectors, whose reductions numpy does faster than a (1, k) row's."""
+    if loss_name != "cross-entropy":
+        rows = _scaled_output_gradient(loss_name, y, logits, 1, learning_rate)
+        return lambda z, i: rows(z[None], slice(i, i + 1))[0]
+    step = logits.dtype.type(learning_rate)
+    _, targets = _scaled_targets(y, logits, 1, learning_rate)
+
+    def cross_entropy(z: np.ndarray, i: int) -> np.ndarray:
+        e = z - z.max()
+        np.exp(e, out=e)
+        e *= step / e.sum()
+        e -= targets[i]
+        return e
 
     return cross_entropy
 
@@ -87,9 +116,9 @@ def sgd_per_sample(
     """
     activation, weights, biases = model._activation(), model.weights, model.biases
     logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
-    output_gradient = _scaled_output_gradient(model.loss, y, logits, 1, learning_rate)
+    output_gradient = _scaled_sample_gradient(model.loss, y, logits, learning_rate)
     first_dZ = np.empty((block, model.layers[1]), weights[0].dtype)
-    upper_weights, upper_biases = weights[1:], biases[1:]  # the same arrays, updated in place
+    upper_layers = list(zip(weights[1:], biases[1:], strict=True))  # updated in place
 
     def update_upper(layer: int, a: np.ndarray, dz: np.ndarray) -> None:
         """Layers above the first step at once; the first layer's dz waits for the block."""
@@ -107,13 +136,13 @@ def sgd_per_sample(
             z = first_Z[t]
             if t:
                 z -= overlap[t, :t] @ first_dZ[:t]
-            upper_Zs, upper_As = forward(
-                upper_weights, upper_biases, activation, activation.forward(z)
-            )
-            Zs, As = [z, *upper_Zs], [x, *upper_As]
+            Zs, As = [z], [x]
+            for W, b in upper_layers:  # forward(), leaner on 1-D vectors
+                As.append(activation.forward(Zs[-1]))
+                Zs.append(As[-1] @ W + b)
             sample = start + t
             logits[sample] = Zs[-1]
-            dz = output_gradient(Zs[-1][None], slice(sample, sample + 1))[0]
+            dz = output_gradient(Zs[-1], sample)
             backpropagate(weights, activation, Zs, As, dz, update_upper)
         done = first_dZ[: len(X_block)]
         subtract_transposed_product(weights[0], X_block, done)
