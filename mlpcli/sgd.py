@@ -9,6 +9,7 @@ vectorized pass instead of once per step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,28 +18,70 @@ from .losses import LOSSES
 from .model import MLP, backpropagate, forward
 
 
+@dataclass(frozen=True)
+class BlankTail:
+    """Inputs that stop varying: in batch i, every column from ends[i] on holds `value` in
+    every row (ink.py orders MNIST's pixels so that each batch's blank margin is such a tail).
+
+    Then the first layer needs its products only over the columns before e = ends[i]:
+        Z = X[:, :e] W[:e] + (b + value * colsum(W[e:]))
+        W[:e] -= X[:, :e]^T dZ,  W[e:] -= value * db  (every tail row takes the same step)
+    which is exactly the step on the whole of X.
+    """
+
+    ends: np.ndarray  # (number of batches,) int
+    value: float
+
+
 def sgd_minibatches(
-    model: MLP, X: np.ndarray, y: np.ndarray, batch_size: int, learning_rate: float
+    model: MLP,
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    learning_rate: float,
+    blank: BlankTail | None = None,
 ) -> np.ndarray:
     """One SGD step for each consecutive batch of `batch_size` rows.
 
     Each layer is updated as soon as backpropagation has passed it: dW never exists as an
-    array, since BLAS subtracts A^T dZ from W in the product itself (blas.py).
+    array, since BLAS subtracts A^T dZ from W in the product itself (blas.py). With `blank`,
+    the first layer skips each batch's blank tail of columns (BlankTail).
     """
     weights, biases, activation = model.weights, model.biases, model._activation()
     logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
     output_gradient = _scaled_output_gradient(model.loss, y, logits, batch_size, learning_rate)
+    first_W = weights[0]
+    if blank is not None:
+        tail_values = np.full(len(first_W), blank.value, first_W.dtype)
+    step_weights, step_biases, end = weights, biases, len(first_W)
 
     def update(layer: int, A: np.ndarray, dZ: np.ndarray) -> None:
-        biases[layer] -= dZ.sum(axis=0)
-        subtract_transposed_product(weights[layer], A, dZ)
+        db = dZ.sum(axis=0)
+        biases[layer] -= db
+        subtract_transposed_product(step_weights[layer], A, dZ)
+        if layer == 0 and end < len(first_W):
+            db *= tail_values[0]
+            first_W[end:] -= db
 
-    for start in range(0, len(y), batch_size):
+    for number, start in enumerate(range(0, len(y), batch_size)):
         batch = slice(start, start + batch_size)
-        Zs, As = forward(weights, biases, activation, X[batch])
+        if blank is not None:
+            end = blank.ends[number]
+            step_weights, step_biases = _tail_folded(weights, biases, tail_values, end)
+        Zs, As = forward(step_weights, step_biases, activation, X[batch, :end])
         logits[batch] = Zs[-1]
-        backpropagate(weights, activation, Zs, As, output_gradient(Zs[-1], batch), update)
+        backpropagate(step_weights, activation, Zs, As, output_gradient(Zs[-1], batch), update)
     return logits
+
+
+def _tail_folded(
+    weights: list[np.ndarray], biases: list[np.ndarray], tail_values: np.ndarray, end: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The layers for a batch whose inputs from column `end` on hold tail_values[end:]: the
+    first layer's W cut to its first `end` rows (a view), the tail's input folded into b."""
+    first_bias = tail_values[end:] @ weights[0][end:]
+    first_bias += biases[0]
+    return [weights[0][:end], *weights[1:]], [first_bias, *biases[1:]]
 
 
 def _scaled_targets(

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
 
 from . import interrupts
-from .data import Split
+from .data import Split, normalize
 from .errors import TrainingDiverged
+from .ink import batch_ends, in_ink_order, ink_order
 from .losses import LOSSES
 from .metrics import evaluate_split
 from .model import MLP
-from .sgd import sgd_minibatches, sgd_per_sample
+from .sgd import BlankTail, sgd_minibatches, sgd_per_sample
 
 
 @dataclass
@@ -50,8 +53,44 @@ def blas_threads(layers: list[int], batch_size: int) -> int | None:
     return 1 if largest < ONE_THREAD_BELOW else None
 
 
-def _normalized_chunks(train: Split, order: np.ndarray, chunk: int, prefetch: bool):
-    """(start, rows, features of rows) for each chunk of `order` in turn. With `prefetch`,
+@dataclass
+class InkOrder:
+    """Mini-batches that skip their blank margins (ink.py): `order` (d,) lists the training
+    pixels' columns most-inked first, and `blank_value` is what a blank pixel normalizes to."""
+
+    train: Split
+    order: np.ndarray
+    blank_value: float
+
+    @classmethod
+    def of(cls, train: Split) -> InkOrder | None:
+        """None when `train` holds float features, whose blank value is unknown."""
+        if train.normalization is None:
+            return None
+        blank = normalize(np.zeros((1, 1), train.X.dtype), *train.normalization)[0, 0]
+        return cls(train, ink_order(train.X), float(blank))
+
+    def features(self, rows: np.ndarray, batch_size: int) -> tuple[np.ndarray, BlankTail]:
+        """The network's input for `rows`, its columns in ink order, and where the ink of
+        each batch of `batch_size` of them ends."""
+        pixels = in_ink_order(self.train.X[rows], self.order)
+        blank = BlankTail(batch_ends(pixels, batch_size), self.blank_value)
+        return normalize(pixels, *self.train.normalization), blank
+
+    @contextmanager
+    def first_layer_reordered(self, model: MLP) -> Iterator[None]:
+        """The first layer's weight rows in ink order for the duration, then back in pixel
+        order, however the epoch ends: nothing outside it sees the ink order."""
+        W = model.weights[0]
+        W[:] = W[self.order]
+        try:
+            yield
+        finally:
+            W[self.order] = W.copy()
+
+
+def _normalized_chunks(features: Callable, order: np.ndarray, chunk: int, prefetch: bool):
+    """(start, rows, features(rows)) for each chunk of `order` in turn. With `prefetch`,
     the next chunk is normalized in a background thread while this one trains: numpy
     releases the GIL for that work, so it runs on the core that one-thread BLAS leaves idle.
     When BLAS runs on both cores, that thread would only slow it (784-800-10 at batch 128
@@ -59,18 +98,18 @@ def _normalized_chunks(train: Split, order: np.ndarray, chunk: int, prefetch: bo
     if not prefetch:
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
-            yield start, rows, train.features(rows)
+            yield start, rows, features(rows)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(train.features, order[:chunk])
+        pending = pool.submit(features, order[:chunk])
         for start in range(0, len(order), chunk):
-            X = pending.result()
+            ready = pending.result()
             following = order[start + chunk : start + 2 * chunk]
             if len(following):
-                pending = pool.submit(train.features, following)
-            yield start, order[start : start + chunk], X
+                pending = pool.submit(features, following)
+            yield start, order[start : start + chunk], ready
 
 
 def _train_one_epoch(
@@ -81,17 +120,23 @@ def _train_one_epoch(
     learning_rate: float,
     bar,
     prefetch: bool,
+    inked: InkOrder | None = None,
 ) -> tuple[float, float]:
     """One pass over `train` in the order given; returns its mean batch loss and accuracy,
-    each batch measured as it was trained on."""
+    each batch measured as it was trained on. With `inked` (its ink order of `train`, the
+    first layer's rows reordered to match), mini-batches skip their blank margins."""
     loss, loss_sum, correct = LOSSES[model.loss], 0.0, 0
     chunk = max(1, CHUNK_SAMPLES // batch_size) * batch_size
-    for start, rows, X in _normalized_chunks(train, order, chunk, prefetch):
+    if inked:
+        features = functools.partial(inked.features, batch_size=batch_size)
+    else:
+        features = lambda rows: (train.features(rows), None)  # noqa: E731
+    for start, rows, (X, blank) in _normalized_chunks(features, order, chunk, prefetch):
         y = train.y[rows]
         if batch_size == 1:
             logits = sgd_per_sample(model, X, y, learning_rate)
         else:
-            logits = sgd_minibatches(model, X, y, batch_size, learning_rate)
+            logits = sgd_minibatches(model, X, y, batch_size, learning_rate, blank)
         chunk_loss = loss.value(logits, y)
         if not np.isfinite(chunk_loss):
             raise TrainingDiverged(
@@ -126,12 +171,13 @@ def fit(
     batch_size = n if options.batch_size <= 0 else min(options.batch_size, n)
     result = FitResult(model=model.copy())
     best_loss, waited = np.inf, 0
+    inked = InkOrder.of(train) if batch_size > 1 else None
     try:
         with interrupts.at_safe_points():
             for epoch in range(1, options.epochs + 1):
                 interrupts.check()
                 record = _run_epoch(
-                    model, train, validation, options, batch_size, epoch, rng, progress
+                    model, train, validation, options, batch_size, epoch, rng, progress, inked
                 )
                 result.history.append(record)
                 if on_epoch:
@@ -159,6 +205,7 @@ def _run_epoch(
     epoch: int,
     rng: np.random.Generator,
     progress: bool,
+    inked: InkOrder | None,
 ) -> dict:
     """Train one epoch with a progress bar, then measure; returns the epoch's history record."""
     from threadpoolctl import threadpool_limits
@@ -181,6 +228,7 @@ def _run_epoch(
         bar,
         threadpool_limits(threads, user_api="blas"),
         np.errstate(over="ignore", invalid="ignore"),
+        inked.first_layer_reordered(model) if inked else nullcontext(),
     ):
         train_loss, train_accuracy = _train_one_epoch(
             model,
@@ -190,6 +238,7 @@ def _run_epoch(
             options.learning_rate,
             bar,
             prefetch=threads == 1,
+            inked=inked,
         )
     record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
     if validation is not None and len(validation.y):
