@@ -64,8 +64,9 @@ class InkOrder:
 
     @classmethod
     def of(cls, train: Split) -> InkOrder | None:
-        """None when `train` holds float features, whose blank value is unknown."""
-        if train.normalization is None:
+        """None when `train` holds float features, whose blank value is unknown, or rows of
+        odd width, which ink.py cannot take in pairs."""
+        if train.normalization is None or train.X.shape[1] % 2:
             return None
         blank = normalize(np.zeros((1, 1), train.X.dtype), *train.normalization)[0, 0]
         return cls(train, ink_order(train.X), float(blank))

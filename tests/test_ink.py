@@ -140,3 +140,12 @@ def test_skipping_blank_tails_in_float32_with_blas_updates():
     ):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(skipping.weights[0], initial.weights[0], atol=1e-4)  # it trained
+
+
+def test_pixels_of_odd_width_train_without_the_ink_path():
+    images, labels = _margined_digits(60, 8)
+    odd = Split(images[:, :783], labels, (0.1, 0.3))
+    assert train_module.InkOrder.of(odd) is None
+    model = MLP.initialize([783, 8, 10], np.random.default_rng(9))
+    result = fit(model, odd, None, FitOptions(0.1, 1, 20, 0), np.random.default_rng(1), False)
+    assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])
