@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -128,10 +127,12 @@ def _train_one_epoch(
     first layer's rows reordered to match), mini-batches skip their blank margins."""
     loss, loss_sum, correct = LOSSES[model.loss], 0.0, 0
     chunk = max(1, CHUNK_SAMPLES // batch_size) * batch_size
-    if inked:
-        features = functools.partial(inked.features, batch_size=batch_size)
-    else:
-        features = lambda rows: (train.features(rows), None)  # noqa: E731
+
+    def features(rows: np.ndarray) -> tuple[np.ndarray, BlankTail | None]:
+        if inked:
+            return inked.features(rows, batch_size)
+        return train.features(rows), None
+
     for start, rows, (X, blank) in _normalized_chunks(features, order, chunk, prefetch):
         y = train.y[rows]
         if batch_size == 1:
