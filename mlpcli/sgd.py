@@ -48,15 +48,17 @@ def sgd_minibatches(
     the first layer skips each batch's blank tail of columns (BlankTail).
     """
     weights, biases, activation = model.weights, model.biases, model._activation()
-    logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
+    # column order, in which the loss and gradient reduce rows fast (losses.by_columns)
+    logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype, order="F")
     output_gradient = _scaled_output_gradient(model.loss, y, logits, batch_size, learning_rate)
     first_W = weights[0]
     if blank is not None:
         tail_values = np.full(len(first_W), blank.value, first_W.dtype)
     step_weights, step_biases, end = weights, biases, len(first_W)
+    ones = np.ones(batch_size, first_W.dtype)  # db as 1^T dZ: BLAS's gemv beats sum(axis=0)
 
     def update(layer: int, A: np.ndarray, dZ: np.ndarray) -> None:
-        db = dZ.sum(axis=0)
+        db = ones[: len(dZ)] @ dZ
         biases[layer] -= db
         subtract_transposed_product(step_weights[layer], A, dZ)
         if layer == 0 and end < len(first_W):
@@ -92,7 +94,7 @@ def _scaled_targets(
     rows = np.arange(len(y))
     sizes = np.minimum(batch_size, len(y) - rows // batch_size * batch_size)
     scale = (learning_rate / sizes).astype(logits.dtype)
-    targets = np.zeros_like(logits)
+    targets = np.zeros_like(logits)  # laid out as logits, for the gradient's last step
     targets[rows, y] = scale
     return scale, targets
 
@@ -113,7 +115,8 @@ def _scaled_output_gradient(
     scale, targets = _scaled_targets(y, logits, batch_size, learning_rate)
 
     def cross_entropy(Z: np.ndarray, batch: slice) -> np.ndarray:
-        E = Z - Z.max(axis=1, keepdims=True)  # stable softmax, as losses.softmax
+        E = np.array(Z, order="F")  # a copy whose row reductions are fast (losses.by_columns)
+        E -= E.max(axis=1, keepdims=True)  # stable softmax, as losses.softmax
         np.exp(E, out=E)
         E *= scale[batch, None] / E.sum(axis=1, keepdims=True)
         E -= targets[batch]

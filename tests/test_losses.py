@@ -46,3 +46,22 @@ def test_probabilities_are_distributions(name):
     P = LOSSES[name].probabilities(Z)
     assert (P >= 0).all()
     np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["row order", "column order", "strided rows"])
+def test_softmax_work_is_the_same_in_any_layout(layout):
+    """The row-wise work runs on a column-order copy (by_columns): whatever the layout of
+    the logits, each row's results are that row's, as computed one row at a time."""
+    rng = np.random.default_rng(3)
+    Z = rng.normal(0, 3, (50, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 50)
+    laid_out = {
+        "row order": Z,
+        "column order": np.asfortranarray(Z),
+        "strided rows": np.repeat(Z, 2, axis=0)[::2],
+    }[layout]
+    one_by_one = np.array([np.exp(z - z.max()) / np.exp(z - z.max()).sum() for z in Z])
+    np.testing.assert_allclose(softmax(laid_out), one_by_one, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(log_softmax(laid_out)), one_by_one, rtol=1e-5)
+    expected = -np.mean([np.log(one_by_one[i, y[i]]) for i in range(50)])
+    assert cross_entropy(laid_out, y) == pytest.approx(expected, rel=1e-5)
