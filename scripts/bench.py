@@ -5,9 +5,11 @@
 Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and
 the frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one
 epoch of plain SGD (no momentum, no weight decay) over the 60,000 MNIST training images,
-float32, cross-entropy, after a short warm-up; data loading is not timed. PyTorch at batch
-size 1 is timed on the first 6,000 samples and scaled to 60,000, as a full epoch takes
-minutes. PyTorch and scikit-learn are optional: what is not installed is skipped.
+float32, cross-entropy, after a short warm-up; data loading is not timed. Each worker times
+3 epochs in a row and reports their mean, as one epoch of 0.2 s is too short to rise above
+this shared machine's drift. PyTorch at batch size 1 is timed on the first 6,000 samples of
+each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch and scikit-learn
+are optional: what is not installed is skipped.
 Process figures: peak RSS of `mlp train` (default network, one epoch), whole-process wall time
 of `mlp predict` against `python -c "import numpy, PIL.Image"`, and of `mlp evaluate`.
 """
@@ -38,6 +40,7 @@ FRAMEWORKS = {  # name: (module it needs, configs it runs)
     "scikit-learn": ("sklearn", ["784-64-10, batch 64"]),
 }
 TORCH_BATCH_ONE_SAMPLES = 6000
+EPOCHS = 3  # timed per worker, in a row; the figure is their mean
 
 
 def _training_data(data_dir: str):
@@ -59,12 +62,13 @@ def _time_mlpcli(layers, batch_size, learning_rate, data_dir) -> float:
     images, stats, labels = _training_data(data_dir)
     train = Split(images, labels, stats)
     model = MLP.initialize(layers, np.random.default_rng(0))
-    options = FitOptions(learning_rate, epochs=1, batch_size=batch_size, patience=0)
     warm_up = Split(images[:2048], labels[:2048], stats)
+    options = FitOptions(learning_rate, epochs=1, batch_size=batch_size, patience=0)
     fit(model, warm_up, None, options, np.random.default_rng(1), progress=False)
+    options.epochs = EPOCHS
     started = time.perf_counter()
     fit(model, train, None, options, np.random.default_rng(2), progress=False)
-    return time.perf_counter() - started
+    return (time.perf_counter() - started) / EPOCHS
 
 
 def _time_products(layers, batch_size) -> float:
@@ -92,8 +96,8 @@ def _time_products(layers, batch_size) -> float:
     with threadpool_limits(blas_threads(layers, batch_size), user_api="blas"):
         epoch(50)
         started = time.perf_counter()
-        epoch(-(-60000 // batch_size))
-        return time.perf_counter() - started
+        epoch(EPOCHS * -(-60000 // batch_size))
+        return (time.perf_counter() - started) / EPOCHS
 
 
 def _normalized(data_dir):
@@ -125,8 +129,9 @@ def _time_torch(layers, batch_size, learning_rate, data_dir, threads) -> float:
 
     epoch(min(count, 2048))
     started = time.perf_counter()
-    epoch(count)
-    return (time.perf_counter() - started) * len(y) / count
+    for _ in range(EPOCHS):
+        epoch(count)
+    return (time.perf_counter() - started) / EPOCHS * len(y) / count
 
 
 def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
@@ -148,8 +153,9 @@ def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
     warnings.simplefilter("ignore")
     model.partial_fit(X[:2048], y[:2048], classes=list(range(10)))
     started = time.perf_counter()
-    model.partial_fit(X, y)  # partial_fit with the sgd solver is one epoch
-    return time.perf_counter() - started
+    for _ in range(EPOCHS):
+        model.partial_fit(X, y)  # partial_fit with the sgd solver is one epoch
+    return (time.perf_counter() - started) / EPOCHS
 
 
 def worker(framework: str, config: str, data_dir: str) -> float:
