@@ -9,7 +9,8 @@ float32, cross-entropy, after a short warm-up; data loading is not timed. Each w
 3 epochs in a row and reports their mean, as one epoch of 0.2 s is too short to rise above
 this shared machine's drift. PyTorch at batch size 1 is timed on the first 6,000 samples of
 each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch and scikit-learn
-are optional: what is not installed is skipped.
+are optional: what is not installed is skipped. A ratio theirs/ours is that of the medians,
+followed by the range of the ratios within each repeat, whose runs were seconds apart.
 Process figures: peak RSS of `mlp train` (default network, one epoch), whole-process wall time
 of `mlp predict` against `python -c "import numpy, PIL.Image"`, and of `mlp evaluate`.
 """
@@ -229,8 +230,11 @@ def bench_training(data_dir: str, repeats: int) -> list[str]:
                 continue
             cell = _median_text(times)
             if framework.startswith(("PyTorch", "scikit")):
-                ratio = statistics.median(times) / statistics.median(runs["mlpcli", config])
-                cell += f", {ratio:.1f}x ours"
+                ours = runs["mlpcli", config]
+                ratio = statistics.median(times) / statistics.median(ours)
+                # within a repeat ours and theirs ran seconds apart, through the same drift
+                paired = [theirs / mine for theirs, mine in zip(times, ours, strict=True)]
+                cell += f", {ratio:.2f}x ours ({min(paired):.2f}-{max(paired):.2f}x by repeat)"
             cells.append(cell)
         lines.append(f"| {framework} | " + " | ".join(cells) + " |")
     return lines
