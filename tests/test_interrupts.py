@@ -37,7 +37,7 @@ def test_a_second_ctrl_c_raises_at_once():
     assert reached == ["after the first"]
 
 
-def test_check_does_nothing_without_actrl_c():
+def test_check_does_nothing_without_a_ctrl_c():
     with interrupts.at_safe_points():
         interrupts.check()
 
