@@ -330,10 +330,15 @@ def normalization_stats(images: np.ndarray) -> tuple[float, float]:
     return float(mean), float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
 
 
+def normalization_coefficients(mean: float, std: float) -> tuple[np.float32, np.float32]:
+    """(scale, shift) such that the normalized pixel is pixel * scale + shift in float32."""
+    return np.float32(1 / (255 * std)), np.float32(-mean / std)
+
+
 def normalize(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     """uint8 images (n, 28, 28) or (n, 784) -> float32 rows (n, 784) of (pixel/255 - mean) / std,
     computed as pixel * scale + shift: two passes, as training does this every epoch."""
-    scale, shift = np.float32(1 / (255 * std)), np.float32(-mean / std)
+    scale, shift = normalization_coefficients(mean, std)
     pixels = images.reshape(len(images), int(np.prod(images.shape[1:])))
     X = np.multiply(pixels, scale, dtype=np.float32)
     X += shift

@@ -1,0 +1,134 @@
+"""Mini-batch SGD on the ink alone: the compiled engine, and when it applies.
+
+An MNIST image is mostly blank paper: about 150 of its 784 pixels hold ink. NumPy can only
+multiply whole matrices, so the NumPy engine (sgd.py) pays for every pixel of the inked
+prefix of each batch. The compiled step (_sparse_sgd.c) multiplies by the ink alone, with
+the blank value v folded in exactly: for x = s + v (s zero on blank paper),
+    x W + b  = s W + v colsum(W) + b,     W -= x^T dZ  is  W -= s^T dZ and W -= v 1 (1^T dZ)
+where the last, rank-one, step is deferred as a shift shared by every row of W. The C file
+says how; the result is the NumPy engine's step to rounding (tests/test_sparse_sgd.py).
+
+It takes uint8 pixels with their normalization, cross-entropy, mini-batches of 2 or more,
+and any depth and hidden activation; everything else trains on the NumPy engine, which
+stays the reference: `mlp train --engine numpy` runs it alone. When the extension was not
+built (no C compiler at install), the NumPy engine does everything.
+
+Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,) and values
+`pixels` (nnz,) row after row, row r's between rowptr[r] and rowptr[r + 1] (N + 1,).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import Split, normalization_coefficients
+from .model import MLP
+
+try:
+    from . import _sparse_sgd
+except ImportError:  # built without a C compiler: the NumPy engine alone
+    _sparse_sgd = None
+
+ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
+ROWS_AT_A_TIME = 8192  # bounds the boolean temporaries to a few MB
+
+
+def available() -> bool:
+    """Whether the compiled step was built with this install."""
+    return _sparse_sgd is not None
+
+
+def unsupported(activation: str, loss: str, batch_size: int) -> str | None:
+    """Why the compiled step cannot train with these options, or None if it can. It also
+    needs uint8 pixels with a normalization (MNIST's Split): see takes()."""
+    if not available():
+        return "it was not built with this install (pip found no C compiler)"
+    if loss != "cross-entropy":
+        return f"it has the cross-entropy loss only, not {loss}"
+    if batch_size == 1:
+        return "per-sample SGD (batch size 1) runs on the NumPy engine"
+    if activation not in ACTIVATION_CODES:
+        return f"it has no {activation} activation"
+    return None
+
+
+def takes(split: Split) -> bool:
+    """Whether `split` holds what the compiled step reads: uint8 pixels, at most 65535 a
+    row (its column indices are uint16), with the normalization that makes them x."""
+    return (
+        split.normalization is not None
+        and split.X.dtype == np.uint8
+        and int(np.prod(split.X.shape[1:])) <= np.iinfo(np.uint16).max
+    )
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class InkPixels:
+    """A split's uint8 pixels as CSR (module docstring), with x = pixel * scale + blank."""
+
+    rowptr: np.ndarray  # (N + 1,) int64
+    cols: np.ndarray  # (nnz,) uint16
+    pixels: np.ndarray  # (nnz,) uint8
+    scale: float
+    blank: float
+
+    @classmethod
+    def of(cls, split: Split) -> InkPixels:
+        """The ink of `split` (uint8 pixels with a normalization): counted by NumPy a few rows
+        at a time, gathered in C (np.nonzero's int64 indices took 0.5 s for MNIST)."""
+        X = np.ascontiguousarray(split.X.reshape(len(split.X), -1))
+        counts = np.zeros(len(X) + 1, np.int64)
+        for start in range(0, len(X), ROWS_AT_A_TIME):
+            block = X[start : start + ROWS_AT_A_TIME]
+            counts[start + 1 : start + 1 + len(block)] = (block != 0).sum(axis=1)
+        rowptr = np.cumsum(counts)
+        cols, pixels = np.empty(rowptr[-1], np.uint16), np.empty(rowptr[-1], np.uint8)
+        _sparse_sgd.gather_ink(X, len(X), X.shape[1], rowptr, cols, pixels)
+        scale, blank = normalization_coefficients(*split.normalization)
+        return cls(rowptr, cols, pixels, float(scale), float(blank))
+
+
+def sgd_minibatches_on_ink(
+    model: MLP,
+    ink: InkPixels,
+    rows: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    learning_rate: float,
+    threads: int,
+) -> np.ndarray:
+    """sgd.sgd_minibatches on the split's rows `rows` (n,) in that order, labels y (n,), with
+    up to `threads` threads (the C file caps them: each needs 64 hidden units of its own):
+    updates `model` in place and returns each row's logits (n, k) as it was trained on."""
+    logits = np.empty((len(rows), model.layers[-1]), np.float32)
+    _sparse_sgd.train_chunk(
+        np.ascontiguousarray(rows, np.int64),
+        ink.rowptr,
+        ink.cols,
+        ink.pixels,
+        np.ascontiguousarray(y, np.int64),
+        len(rows),
+        len(ink.rowptr) - 1,
+        ink.scale,
+        ink.blank,
+        ACTIVATION_CODES[model.activation],
+        model.leaky_slope,
+        tuple(model.weights),
+        tuple(model.biases),
+        learning_rate,
+        logits,
+        batch_size,
+        threads,
+    )
+    return logits
