@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, sparse_sgd
 from .activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from .checkpoint import Checkpoint
 from .data import IMAGE_SHAPE, NUM_CLASSES, load_mnist, make_splits, normalize
@@ -25,7 +25,7 @@ from .initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
 from .losses import LOSSES
 from .metrics import evaluate_split
 from .model import MLP
-from .training import FitOptions, fit
+from .training import ENGINES, FitOptions, fit
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
@@ -45,6 +45,7 @@ class TrainConfig:
     min_delta: float = 0.0
     validation_size: int = 10_000
     seed: int = 0
+    engine: str = "auto"
 
     def validate(self) -> None:
         """Raise ConfigError naming the first option that is out of range."""
@@ -74,6 +75,11 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least {least}, got {getattr(self, name)}")
         if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
             raise ConfigError(f"min_delta must be zero or positive, got {self.min_delta}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        reason = sparse_sgd.unsupported(self.activation, self.loss, self.batch_size)
+        if self.engine == "compiled" and reason:
+            raise ConfigError(f"--engine compiled cannot train this: {reason}; use --engine auto")
 
     @property
     def resolved_init(self) -> str:
@@ -110,7 +116,12 @@ def train(
         config.leaky_slope,
     )
     options = FitOptions(
-        config.lr, config.epochs, config.batch_size, config.patience, config.min_delta
+        config.lr,
+        config.epochs,
+        config.batch_size,
+        config.patience,
+        config.min_delta,
+        config.engine,
     )
     result = fit(
         model, splits["train"], splits["validation"], options, shuffle_rng, progress, on_epoch
@@ -128,6 +139,7 @@ def train(
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
         "interrupted": result.interrupted,
+        "engine": result.engine,
         **{f"{name}_accuracy": f["accuracy"] for name, f in figures.items()},
         **{f"{name}_loss": f["loss"] for name, f in figures.items()},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -11,9 +11,9 @@ from itertools import pairwise
 
 import numpy as np
 
-from . import interrupts
+from . import interrupts, sparse_sgd
 from .data import Split, normalize
-from .errors import TrainingDiverged
+from .errors import ConfigError, TrainingDiverged
 from .ink import batch_ends, in_ink_order, ink_order
 from .losses import LOSSES
 from .metrics import evaluate_split
@@ -28,6 +28,7 @@ class FitOptions:
     batch_size: int = 32  # 1 = per-sample SGD; 0 (or >= n) = full batch
     patience: int = 3  # epochs without improvement before stopping; 0 = never stop early
     min_delta: float = 0.0  # how much the validation loss must drop to count as improvement
+    engine: str = "auto"  # one of ENGINES
 
 
 @dataclass
@@ -37,6 +38,7 @@ class FitResult:
     best_epoch: int = 0  # 0 when no epoch completed
     stopped_early: bool = False
     interrupted: bool = False
+    engine: str = "numpy"  # the engine that trained: "compiled" or "numpy"
 
 
 # One BLAS thread below this many multiply-adds per layer product: OpenBLAS's second thread
@@ -44,6 +46,22 @@ class FitResult:
 # two) and pays on large ones (784-800-10 at batch 128 ran about 30% faster).
 ONE_THREAD_BELOW = 10_000_000
 CHUNK_SAMPLES = 2048  # samples normalized at a time: a few MB of float32, not the whole split
+# auto: the compiled step (sparse_sgd.py) where it applies, else NumPy; or either alone
+ENGINES = ("auto", "compiled", "numpy")
+
+
+def choose_engine(wanted: str, activation: str, loss: str, batch_size: int, train: Split) -> str:
+    """'compiled' or 'numpy' for the `wanted` engine; ConfigError if 'compiled' cannot run."""
+    if wanted == "numpy":
+        return "numpy"
+    reason = sparse_sgd.unsupported(activation, loss, batch_size)
+    if reason is None and not sparse_sgd.takes(train):
+        reason = "it reads uint8 pixels, not these features"
+    if reason is None:
+        return "compiled"
+    if wanted == "compiled":
+        raise ConfigError(f"--engine compiled cannot train this: {reason}; use --engine auto")
+    return "numpy"
 
 
 def blas_threads(layers: list[int], batch_size: int) -> int | None:
@@ -121,10 +139,13 @@ def _train_one_epoch(
     bar,
     prefetch: bool,
     inked: InkOrder | None = None,
+    ink: sparse_sgd.InkPixels | None = None,
 ) -> tuple[float, float]:
     """One pass over `train` in the order given; returns its mean batch loss and accuracy,
-    each batch measured as it was trained on. With `inked` (its ink order of `train`, the
-    first layer's rows reordered to match), mini-batches skip their blank margins."""
+    each batch measured as it was trained on. With `ink` (train's pixels as sparse_sgd
+    reads them), the compiled step trains. Else the NumPy engine does; with `inked` (its ink
+    order of `train`, the first layer's rows reordered to match), its mini-batches skip
+    their blank margins."""
     loss, loss_sum, correct = LOSSES[model.loss], 0.0, 0
     chunk = max(1, CHUNK_SAMPLES // batch_size) * batch_size
 
@@ -133,11 +154,21 @@ def _train_one_epoch(
             return inked.features(rows, batch_size)
         return train.features(rows), None
 
-    for start, rows, (X, blank) in _normalized_chunks(features, order, chunk, prefetch):
+    if ink is None:
+        chunks = _normalized_chunks(features, order, chunk, prefetch)
+    else:  # the compiled step reads the pixels itself
+        chunks = ((s, order[s : s + chunk], None) for s in range(0, len(order), chunk))
+    threads = sparse_sgd.usable_cpus()
+    for start, rows, prepared in chunks:
         y = train.y[rows]
-        if batch_size == 1:
-            logits = sgd_per_sample(model, X, y, learning_rate)
+        if ink is not None:
+            logits = sparse_sgd.sgd_minibatches_on_ink(
+                model, ink, rows, y, batch_size, learning_rate, threads
+            )
+        elif batch_size == 1:
+            logits = sgd_per_sample(model, prepared[0], y, learning_rate)
         else:
+            X, blank = prepared
             logits = sgd_minibatches(model, X, y, batch_size, learning_rate, blank)
         chunk_loss = loss.value(logits, y)
         if not np.isfinite(chunk_loss):
@@ -165,21 +196,25 @@ def fit(
     """Train `model` in place, then restore the weights of the epoch with the lowest
     validation loss (training loss when there is no validation data).
 
+    Trains on the compiled step or the NumPy engine as options.engine asks (choose_engine;
+    both take the same steps, to rounding), and says which in the result.
     Shuffles the sample indices from `rng` every epoch. Ctrl-C ends training within one
     chunk of samples; the result then says `interrupted` and holds the weights of the best
     epoch completed.
     """
     n = len(train.y)
     batch_size = n if options.batch_size <= 0 else min(options.batch_size, n)
-    result = FitResult(model=model.copy())
+    engine = choose_engine(options.engine, model.activation, model.loss, batch_size, train)
+    result = FitResult(model=model.copy(), engine=engine)
     best_loss, waited = np.inf, 0
-    inked = InkOrder.of(train) if batch_size > 1 else None
+    ink = sparse_sgd.InkPixels.of(train) if engine == "compiled" else None
+    inked = InkOrder.of(train) if batch_size > 1 and ink is None else None
     try:
         with interrupts.at_safe_points():
             for epoch in range(1, options.epochs + 1):
                 interrupts.check()
                 record = _run_epoch(
-                    model, train, validation, options, batch_size, epoch, rng, progress, inked
+                    model, train, validation, options, batch_size, epoch, rng, progress, inked, ink
                 )
                 result.history.append(record)
                 if on_epoch:
@@ -208,6 +243,7 @@ def _run_epoch(
     rng: np.random.Generator,
     progress: bool,
     inked: InkOrder | None,
+    ink: sparse_sgd.InkPixels | None,
 ) -> dict:
     """Train one epoch with a progress bar, then measure; returns the epoch's history record."""
     from threadpoolctl import threadpool_limits
@@ -241,6 +277,7 @@ def _run_epoch(
             bar,
             prefetch=threads == 1,
             inked=inked,
+            ink=ink,
         )
     record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
     if validation is not None and len(validation.y):

@@ -100,7 +100,8 @@ def _fit_both(monkeypatch, interrupt_at=None):
     models = []
     for train in (Split(images, labels, stats), Split(normalize(images, *stats), labels)):
         model = MLP.initialize([784, 16, 10], np.random.default_rng(5))
-        fit(model, train, None, FitOptions(0.1, 3, 20, 0), np.random.default_rng(6), False)
+        options = FitOptions(0.1, 3, 20, 0, engine="numpy")
+        fit(model, train, None, options, np.random.default_rng(6), False)
         models.append(model)
     return models, given
 

@@ -1,0 +1,145 @@
+"""The compiled step (sparse_sgd.py, _sparse_sgd.c) against the NumPy engine it stands in for."""
+
+import os
+
+import numpy as np
+import pytest
+
+from mlpcli import sparse_sgd
+from mlpcli.api import TrainConfig
+from mlpcli.data import Split, normalize
+from mlpcli.errors import ConfigError
+from mlpcli.model import MLP
+from mlpcli.sgd import sgd_minibatches
+from mlpcli.training import FitOptions, choose_engine, fit
+
+STATS = (0.13, 0.31)  # an MNIST-like normalization (mean, std of pixel / 255)
+
+if os.environ.get("CI") and not sparse_sgd.available():  # CI builds it: a miss is a bug there
+    raise ImportError("the compiled step was not built, though CI has a C compiler")
+needs_build = pytest.mark.skipif(not sparse_sgd.available(), reason="compiled step not built")
+
+
+def _digits(n: int, d: int = 784, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n uint8 images with MNIST's look: blank paper and about a fifth of the pixels inked,
+    some at full ink, plus an all-blank image; labels 0-9."""
+    rng = np.random.default_rng(seed)
+    ink = rng.random((n, d)) < 0.2
+    pixels = np.where(ink, rng.integers(1, 256, (n, d)), 0).astype(np.uint8)
+    pixels[rng.random((n, d)) < 0.05] = 255
+    pixels[3] = 0
+    return pixels, rng.integers(0, 10, n)
+
+
+def _both_engines(layers, activation, batch_size, threads, n=300):
+    """The same steps by the NumPy engine on normalized rows and by the compiled one on the
+    pixels: their logits and models."""
+    pixels, labels = _digits(n)
+    rows = np.random.default_rng(1).permutation(n)[: n - 7]  # shuffled; some rows unused
+    reference = MLP.initialize(layers, np.random.default_rng(2), activation=activation)
+    compiled = reference.copy()
+    expected = sgd_minibatches(
+        reference, normalize(pixels[rows], *STATS), labels[rows], batch_size, 0.1
+    )
+    ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
+    got = sparse_sgd.sgd_minibatches_on_ink(
+        compiled, ink, rows, labels[rows], batch_size, 0.1, threads
+    )
+    return (got, expected), (compiled, reference)
+
+
+@needs_build
+@pytest.mark.parametrize(
+    "layers, activation, batch_size, threads",
+    [
+        ([784, 64, 10], "relu", 64, 1),  # one thread's columns in one pass: updates by rows
+        ([784, 300, 10], "relu", 32, 2),  # two threads, updates by columns, 300 not /16
+        ([784, 100, 30, 10], "tanh", 50, 2),  # depth, a short last batch
+        ([784, 40, 20, 16, 10], "sigmoid", 17, 1),
+        ([784, 130, 10], "leaky-relu", 64, 2),
+        ([784, 10], "relu", 64, 1),  # no hidden layer: softmax regression
+    ],
+)
+def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_size, threads):
+    (got, expected), (compiled, reference) = _both_engines(layers, activation, batch_size, threads)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    for mine, theirs in zip(
+        compiled.weights + compiled.biases, reference.weights + reference.biases, strict=True
+    ):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=2e-6)
+    start = MLP.initialize(layers, np.random.default_rng(2), activation=activation)
+    moved = [np.abs(a - b).max() for a, b in zip(compiled.weights, start.weights, strict=True)]
+    assert min(moved) > 1e-4  # every layer trained
+
+
+@needs_build
+def test_ink_pixels_hold_each_rows_ink_in_order():
+    pixels, labels = _digits(40, d=30)
+    ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
+    for r in range(40):
+        part = slice(ink.rowptr[r], ink.rowptr[r + 1])
+        np.testing.assert_array_equal(ink.cols[part], np.flatnonzero(pixels[r]))
+        np.testing.assert_array_equal(ink.pixels[part], pixels[r][pixels[r] != 0])
+    blank_and_full = np.array([[0, 255]], np.uint8)
+    x = normalize(blank_and_full, *STATS)[0]
+    assert ink.blank == x[0] and ink.blank + 255 * ink.scale == pytest.approx(x[1], rel=1e-6)
+
+
+@needs_build
+def test_bad_indices_are_refused_before_anything_is_written():
+    pixels, labels = _digits(20)
+    ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
+    model = MLP.initialize([784, 16, 10], np.random.default_rng(0))
+    before = model.copy()
+    for rows, y in ((np.array([0, 20]), labels[:2]), (np.array([0, 1]), np.array([0, 10]))):
+        with pytest.raises(IndexError):
+            sparse_sgd.sgd_minibatches_on_ink(model, ink, rows, y, 2, 0.1, 1)
+    np.testing.assert_array_equal(model.weights[0], before.weights[0])
+
+
+def test_auto_picks_the_compiled_step_only_where_it_applies():
+    pixels, labels = _digits(50)
+    split = Split(pixels, labels, STATS)
+    compiled = "compiled" if sparse_sgd.available() else "numpy"
+    assert choose_engine("auto", "relu", "cross-entropy", 64, split) == compiled
+    assert choose_engine("auto", "relu", "mse", 64, split) == "numpy"
+    assert choose_engine("auto", "relu", "cross-entropy", 1, split) == "numpy"
+    features = Split(normalize(pixels, *STATS), labels)
+    assert choose_engine("auto", "relu", "cross-entropy", 64, features) == "numpy"
+    assert choose_engine("numpy", "relu", "cross-entropy", 64, split) == "numpy"
+    with pytest.raises(ConfigError, match="cross-entropy loss only"):
+        choose_engine("compiled", "relu", "mse", 64, split)
+
+
+def test_config_refuses_the_compiled_step_where_it_cannot_run():
+    with pytest.raises(ConfigError, match="per-sample"):
+        TrainConfig(engine="compiled", batch_size=1).validate()
+    with pytest.raises(ConfigError, match="unknown engine"):
+        TrainConfig(engine="fast").validate()
+
+
+@needs_build
+def test_fit_reports_the_engine_and_both_engines_learn_alike():
+    pixels, labels = _digits(400)
+    labels = (pixels[:, :392] > 0).sum(axis=1) % 2  # learnable: ink in the top half, odd or even
+    split = Split(pixels, labels, STATS)
+    results = {}
+    for engine in ("compiled", "numpy"):
+        model = MLP.initialize([784, 32, 10], np.random.default_rng(3))
+        options = FitOptions(0.05, 3, 20, 0, engine=engine)
+        results[engine] = fit(model, split, None, options, np.random.default_rng(4), False)
+    assert results["compiled"].engine == "compiled" and results["numpy"].engine == "numpy"
+    for a, b in zip(results["compiled"].history, results["numpy"].history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+
+
+def test_cli_says_why_the_compiled_step_cannot_run(tmp_path):
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    out = tmp_path / "m.npz"
+    args = ["train", "--engine", "compiled", "--loss", "mse", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--engine compiled cannot train this" in result.output
+    assert "Traceback" not in result.output and not out.exists()
