@@ -5,7 +5,9 @@
 Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and
 the frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one
 epoch of plain SGD (no momentum, no weight decay) over the 60,000 MNIST training images,
-float32, cross-entropy, after a short warm-up; data loading is not timed. Each worker times
+float32, cross-entropy, after a short warm-up; data loading is not timed. "mlpcli" is what
+`mlp train` runs by default (--engine auto: the compiled step, the NumPy engine at batch
+size 1); "mlpcli --engine numpy" is the NumPy engine alone. Each worker times
 3 epochs in a row and reports their mean, as one epoch of 0.2 s is too short to rise above
 this shared machine's drift. PyTorch at batch size 1 is timed on the first 6,000 samples of
 each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch and scikit-learn
@@ -35,6 +37,7 @@ CONFIGS = {
 }
 FRAMEWORKS = {  # name: (module it needs, configs it runs)
     "mlpcli": (None, list(CONFIGS)),
+    "mlpcli --engine numpy": (None, ["784-64-10, batch 64", "784-800-10, batch 128"]),
     "floor: the matrix products alone": (None, ["784-64-10, batch 64", "784-800-10, batch 128"]),
     "PyTorch (1 thread)": ("torch", list(CONFIGS)),
     "PyTorch (2 threads)": ("torch", ["784-64-10, batch 64", "784-800-10, batch 128"]),
@@ -53,7 +56,7 @@ def _training_data(data_dir: str):
     return images, normalization_stats(images), mnist["train-labels"].astype("int64")
 
 
-def _time_mlpcli(layers, batch_size, learning_rate, data_dir) -> float:
+def _time_mlpcli(layers, batch_size, learning_rate, data_dir, engine) -> float:
     import numpy as np
 
     from mlpcli.data import Split
@@ -64,7 +67,7 @@ def _time_mlpcli(layers, batch_size, learning_rate, data_dir) -> float:
     train = Split(images, labels, stats)
     model = MLP.initialize(layers, np.random.default_rng(0))
     warm_up = Split(images[:2048], labels[:2048], stats)
-    options = FitOptions(learning_rate, epochs=1, batch_size=batch_size, patience=0)
+    options = FitOptions(learning_rate, 1, batch_size, patience=0, engine=engine)
     fit(model, warm_up, None, options, np.random.default_rng(1), progress=False)
     options.epochs = EPOCHS
     started = time.perf_counter()
@@ -161,8 +164,9 @@ def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
 
 def worker(framework: str, config: str, data_dir: str) -> float:
     layers, batch_size, learning_rate = CONFIGS[config]
-    if framework == "mlpcli":
-        return _time_mlpcli(layers, batch_size, learning_rate, data_dir)
+    if framework.startswith("mlpcli"):
+        engine = "numpy" if "numpy" in framework else "auto"
+        return _time_mlpcli(layers, batch_size, learning_rate, data_dir, engine)
     if framework.startswith("floor"):
         return _time_products(layers, batch_size)
     if framework.startswith("PyTorch"):
