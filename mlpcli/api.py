@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, sparse_sgd
+from . import __version__
 from .activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from .checkpoint import Checkpoint
 from .data import IMAGE_SHAPE, NUM_CLASSES, load_mnist, make_splits, normalize
@@ -25,7 +25,7 @@ from .initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
 from .losses import LOSSES
 from .metrics import evaluate_split
 from .model import MLP
-from .training import ENGINES, FitOptions, fit
+from .training import ENGINES, FitOptions, choose_engine, fit
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
@@ -77,9 +77,7 @@ class TrainConfig:
             raise ConfigError(f"min_delta must be zero or positive, got {self.min_delta}")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        reason = sparse_sgd.unsupported(self.activation, self.loss, self.batch_size)
-        if self.engine == "compiled" and reason:
-            raise ConfigError(f"--engine compiled cannot train this: {reason}; use --engine auto")
+        choose_engine(self.engine, self.activation, self.loss, self.batch_size)
 
     @property
     def resolved_init(self) -> str:

@@ -50,12 +50,15 @@ CHUNK_SAMPLES = 2048  # samples normalized at a time: a few MB of float32, not t
 ENGINES = ("auto", "compiled", "numpy")
 
 
-def choose_engine(wanted: str, activation: str, loss: str, batch_size: int, train: Split) -> str:
-    """'compiled' or 'numpy' for the `wanted` engine; ConfigError if 'compiled' cannot run."""
+def choose_engine(
+    wanted: str, activation: str, loss: str, batch_size: int, train: Split | None = None
+) -> str:
+    """'compiled' or 'numpy' for the `wanted` engine; ConfigError if 'compiled' cannot run.
+    Without `train`, only the options are checked (as config validation does)."""
     if wanted == "numpy":
         return "numpy"
     reason = sparse_sgd.unsupported(activation, loss, batch_size)
-    if reason is None and not sparse_sgd.takes(train):
+    if reason is None and train is not None and not sparse_sgd.takes(train):
         reason = "it reads uint8 pixels, not these features"
     if reason is None:
         return "compiled"
