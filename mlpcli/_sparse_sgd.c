@@ -10,7 +10,7 @@
  * colsum -= sum_i sum(s_i) dZ_i, and Ws - 1 c^T is written back into W at the end.
  *
  * Shapes (row-major float32): W_l (fan_in, fan_out), b_l (fan_out,), logits (n, k). Layers
- * above the first work on W_l^T (fan_out, fan_in) for the call, so that every inner loop
+ * above the first also keep W_l^T (fan_out, fan_in) for the call, so that every inner loop
  * runs along a contiguous row. Inputs come as CSR: for dataset row r, its ink columns
  * cols[rowptr[r]:rowptr[r+1]] and uint8 pixels, x = pixel * scale + v.
  */
@@ -69,29 +69,33 @@ typedef struct {
 /* Ws, Z and dZ have rows of P floats, P = H rounded up to LANES, zero past H: every vec of
  * a row is then aligned (unaligned ones straddle cache lines and ran twice as slow). */
 
-/* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers (nv <= 4). */
+/* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers (nv <= 4), and
+ * each row's sum(s) into ink_sum (summed exactly as integers, then scaled once). */
 INLINE void ink_forward_block(int nv, int64_t h0, const Inputs *in, int64_t first,
                               int64_t rows, int64_t P, const float *Ws, const float *base,
-                              const float *c, const float *ink_sum, float *Z) {
+                              const float *c, float *ink_sum, float *Z) {
     INK_LOCALS(in);
     for (int64_t i = 0; i < rows; i++) {
-        int64_t r = order[first + i], end = rowptr[r + 1];
+        int64_t r = order[first + i], end = rowptr[r + 1], sum = 0;
         vec acc[4];
-        for (int q = 0; q < nv; q++)
-            acc[q] = load(base + h0 + q * LANES) - ink_sum[i] * load(c + h0 + q * LANES);
+        for (int q = 0; q < nv; q++) acc[q] = load(base + h0 + q * LANES);
         for (int64_t k = rowptr[r]; k < end; k++) {
             const float *w = Ws + (int64_t)cols[k] * P + h0;
             float s = pixels[k] * scale;
+            sum += pixels[k];
             for (int q = 0; q < nv; q++) acc[q] += s * load(w + q * LANES);
         }
-        for (int q = 0; q < nv; q++) store(Z + i * P + h0 + q * LANES, acc[q]);
+        ink_sum[i] = (float)sum * scale;
+        for (int q = 0; q < nv; q++)
+            store(Z + i * P + h0 + q * LANES, acc[q] - ink_sum[i] * load(c + h0 + q * LANES));
     }
 }
 
-/* Z[:, lo:hi] = s Ws + base - sum(s) c, row by row (lo, hi multiples of LANES). */
+/* Z[:, lo:hi] = s Ws + base - sum(s) c, row by row (lo, hi multiples of LANES), and each
+ * row's sum(s) into ink_sum. */
 INLINE void ink_forward(const Inputs *in, int64_t first, int64_t rows, int64_t lo, int64_t hi,
                         int64_t P, const float *Ws, const float *base, const float *c,
-                        const float *ink_sum, float *Z) {
+                        float *ink_sum, float *Z) {
     int64_t h0 = lo;
     for (; h0 + 4 * LANES <= hi; h0 += 4 * LANES)
         ink_forward_block(4, h0, in, first, rows, P, Ws, base, c, ink_sum, Z);
@@ -197,55 +201,106 @@ INLINE void ink_update(const Inputs *in, int64_t first, int64_t rows, const Colu
     }
 }
 
-/* ---- dense layers, on W^T rows ---- */
-
-INLINE float dot(const float *restrict a, const float *restrict b, int64_t n) {
-    vec acc0 = {0}, acc1 = {0};
-    int64_t j = 0;
-    for (; j + 2 * LANES <= n; j += 2 * LANES) {
-        acc0 += load(a + j) * load(b + j);
-        acc1 += load(a + j + LANES) * load(b + j + LANES);
-    }
-    for (; j + LANES <= n; j += LANES) acc0 += load(a + j) * load(b + j);
-    acc0 += acc1;
-    float sum = 0;
-    for (int q = 0; q < LANES; q++) sum += acc0[q];
-    for (; j < n; j++) sum += a[j] * b[j];
-    return sum;
-}
+/* ---- dense layers ---- */
 
 INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int64_t n) {
     for (int64_t j = 0; j < n; j++) y[j] += alpha * x[j];
 }
 
-/* A dense layer fi -> fo, its W^T (fo, fi) kept in rows of `sa` floats, as are A and dA
- * (rows, fi); Z and dZ (rows, fo) have rows of `sz`. Pad columns stay zero. */
+/* A dense layer fi -> fo for the call: W (fi, fo) in rows of sz floats for the forward pass
+ * and its mirror WT = W^T (fo, fi) in rows of sa floats for the backward one, so that each
+ * product runs along rows and needs no sum across a vec's lanes; b (fo,) padded to sz.
+ * A and dA (rows, fi) have rows of sa floats, Z and dZ (rows, fo) rows of sz. Pad columns
+ * stay zero. */
 typedef struct {
     int64_t fi, fo, sa, sz;
-    float *WT, *b;
+    float *W, *WT, *b;
 } Dense;
+
+#define ROWS_TOGETHER 8 /* rows summed side by side: one sum alone waits on each add */
+
+/* Z[i:i+m, o0:o0+LANES] = A[i:i+m] W[:, o0:o0+LANES] + b[o0:...], for m <= ROWS_TOGETHER. */
+INLINE void dense_forward_rows(int m, const Dense *layer, const float *A, int64_t i,
+                               int64_t o0, float *Z) {
+    const float *W = layer->W;
+    int64_t fi = layer->fi, sa = layer->sa, sz = layer->sz;
+    vec acc[ROWS_TOGETHER];
+    for (int r = 0; r < m; r++) acc[r] = load(layer->b + o0);
+    for (int64_t j = 0; j < fi; j++) {
+        vec w = load(W + j * sz + o0);
+        for (int r = 0; r < m; r++) acc[r] += A[(i + r) * sa + j] * w;
+    }
+    for (int r = 0; r < m; r++) store(Z + (i + r) * sz + o0, acc[r]);
+}
 
 /* Z = A W + b. */
 INLINE void dense_forward(const Dense *layer, const float *A, int64_t rows, float *Z) {
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t o = 0; o < layer->fo; o++)
-            Z[i * layer->sz + o] =
-                layer->b[o] + dot(A + i * layer->sa, layer->WT + o * layer->sa, layer->fi);
+    for (int64_t o0 = 0; o0 < layer->sz; o0 += LANES) {
+        int64_t i = 0;
+        for (; i + ROWS_TOGETHER <= rows; i += ROWS_TOGETHER)
+            dense_forward_rows(ROWS_TOGETHER, layer, A, i, o0, Z);
+        for (; i < rows; i++) dense_forward_rows(1, layer, A, i, o0, Z);
+    }
+}
+
+/* dA[:, j0:j0+nv*LANES] = dZ WT[:, j0:...] (nv <= 4), row by row in registers. */
+INLINE void dense_gradient_block(int nv, const Dense *layer, const float *dZ, int64_t rows,
+                                 int64_t j0, float *dA) {
+    const float *WT = layer->WT;
+    int64_t fo = layer->fo, sa = layer->sa, sz = layer->sz;
+    for (int64_t i = 0; i < rows; i++) {
+        vec acc[4] = {0};
+        for (int64_t o = 0; o < fo; o++) {
+            float g = dZ[i * sz + o];
+            for (int q = 0; q < nv; q++) acc[q] += g * load(WT + o * sa + j0 + q * LANES);
+        }
+        for (int q = 0; q < nv; q++) store(dA + i * sa + j0 + q * LANES, acc[q]);
+    }
+}
+
+/* WT[:, j0:j0+nv*LANES] -= (A^T dZ)^T, a row of WT at a time in registers, and the same
+ * values into W's rows j0.. so that the two stay mirrors. */
+INLINE void dense_update_block(int nv, Dense *layer, const float *A, const float *dZ,
+                               int64_t rows, int64_t j0) {
+    float *W = layer->W, *WT = layer->WT;
+    int64_t fi = layer->fi, fo = layer->fo, sa = layer->sa, sz = layer->sz;
+    int64_t j_end = j0 + nv * LANES < fi ? j0 + nv * LANES : fi;
+    for (int64_t o = 0; o < fo; o++) {
+        vec acc[4] = {0};
+        for (int64_t i = 0; i < rows; i++) {
+            float g = dZ[i * sz + o];
+            for (int q = 0; q < nv; q++) acc[q] += g * load(A + i * sa + j0 + q * LANES);
+        }
+        float *row = WT + o * sa;
+        for (int q = 0; q < nv; q++)
+            store(row + j0 + q * LANES, load(row + j0 + q * LANES) - acc[q]);
+        for (int64_t j = j0; j < j_end; j++) W[j * sz + o] = row[j];
+    }
 }
 
 /* dA = dZ W^T with W as it is, then W -= A^T dZ and b -= sum_i dZ_i. */
-INLINE void dense_backward(const Dense *layer, const float *A, const float *dZ, int64_t rows,
+INLINE void dense_backward(Dense *layer, const float *A, const float *dZ, int64_t rows,
                            float *dA) {
-    int64_t fi = layer->fi, sa = layer->sa, sz = layer->sz;
-    memset(dA, 0, rows * sa * sizeof(float));
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t o = 0; o < layer->fo; o++)
-            axpy(dZ[i * sz + o], layer->WT + o * sa, dA + i * sa, fi);
-    for (int64_t o = 0; o < layer->fo; o++)
-        for (int64_t i = 0; i < rows; i++) {
-            axpy(-dZ[i * sz + o], A + i * sa, layer->WT + o * sa, fi);
-            layer->b[o] -= dZ[i * sz + o];
-        }
+    int64_t j0 = 0;
+    for (; j0 + 4 * LANES <= layer->sa; j0 += 4 * LANES)
+        dense_gradient_block(4, layer, dZ, rows, j0, dA);
+    switch ((layer->sa - j0) / LANES) {
+    case 3: dense_gradient_block(3, layer, dZ, rows, j0, dA); break;
+    case 2: dense_gradient_block(2, layer, dZ, rows, j0, dA); break;
+    case 1: dense_gradient_block(1, layer, dZ, rows, j0, dA);
+    }
+    for (j0 = 0; j0 + 4 * LANES <= layer->sa; j0 += 4 * LANES)
+        dense_update_block(4, layer, A, dZ, rows, j0);
+    switch ((layer->sa - j0) / LANES) {
+    case 3: dense_update_block(3, layer, A, dZ, rows, j0); break;
+    case 2: dense_update_block(2, layer, A, dZ, rows, j0); break;
+    case 1: dense_update_block(1, layer, A, dZ, rows, j0);
+    }
+    for (int64_t o0 = 0; o0 < layer->sz; o0 += LANES) {
+        vec sum = {0};
+        for (int64_t i = 0; i < rows; i++) sum += load(dZ + i * layer->sz + o0);
+        store(layer->b + o0, load(layer->b + o0) - sum);
+    }
 }
 
 /* ---- activations (activations.py) and the cross-entropy step (sgd.py) ---- */
@@ -330,7 +385,8 @@ static void release(Work *work, int depth) {
     for (size_t j = 0; j < sizeof blocks / sizeof *blocks; j++) free(blocks[j]);
     free(work->columns.start), free(work->columns.row), free(work->columns.value);
     for (int l = 1; l <= depth; l++) free(work->Z[l]), free(work->A[l]);
-    for (int l = 1; l < depth; l++) free(work->dense[l].WT);
+    for (int l = 1; l < depth; l++)
+        free(work->dense[l].W), free(work->dense[l].WT), free(work->dense[l].b);
 }
 
 /* The working copies of `net` for `threads` training on order[0:n] in batches of `batch`:
@@ -360,11 +416,13 @@ static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int6
         Dense *layer = &work->dense[l];
         layer->fi = net->size[l], layer->fo = net->size[l + 1];
         layer->sa = padded(layer->fi), layer->sz = padded(layer->fo);
-        layer->b = net->b[l];
-        ok = (layer->WT = floats(layer->fo * layer->sa)) != NULL;
+        ok = (layer->W = floats(layer->fi * layer->sz)) &&
+             (layer->WT = floats(layer->fo * layer->sa)) && (layer->b = floats(layer->sz));
         for (int64_t i = 0; ok && i < layer->fi; i++)
             for (int64_t o = 0; o < layer->fo; o++)
-                layer->WT[o * layer->sa + i] = net->W[l][i * layer->fo + o];
+                layer->W[i * layer->sz + o] = layer->WT[o * layer->sa + i] =
+                    net->W[l][i * layer->fo + o];
+        if (ok) memcpy(layer->b, net->b[l], layer->fo * sizeof(float));
     }
     if (!ok) {
         release(work, L);
@@ -377,7 +435,7 @@ static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int6
     return 0;
 }
 
-/* The weights back into `net`: W_1 = Ws - 1 c^T, and each W_l from its W_l^T. */
+/* The weights back into `net`: W_1 = Ws - 1 c^T, and each W_l and b_l of the layers above. */
 static void finish(Work *work, Net *net) {
     int64_t H = net->size[1], P = padded(H);
     for (int64_t p = 0; p < net->size[0]; p++)
@@ -385,8 +443,8 @@ static void finish(Work *work, Net *net) {
     for (int l = 1; l < net->depth; l++) {
         const Dense *layer = &work->dense[l];
         for (int64_t i = 0; i < layer->fi; i++)
-            for (int64_t o = 0; o < layer->fo; o++)
-                net->W[l][i * layer->fo + o] = layer->WT[o * layer->sa + i];
+            memcpy(net->W[l] + i * layer->fo, layer->W + i * layer->sz, layer->fo * sizeof(float));
+        memcpy(net->b[l], layer->b, layer->fo * sizeof(float));
     }
 }
 
@@ -410,6 +468,22 @@ INLINE void upper_layers(const Inputs *in, Net *net, Work *work, int64_t first, 
         int64_t count = rows * padded(net->size[l]);
         times_derivative(in, work->Z[l], work->A[l], work->below, count);
         memcpy(work->grad, work->below, count * sizeof(float));
+    }
+}
+
+/* Asks the cache for the ink of rows order[first:end] and for the row pointers of the batch
+ * after: the rows are shuffled, so no hardware prefetcher sees them coming, and waiting for
+ * them took a fifth of a step at 784-64-10. */
+INLINE void prefetch_ink(const Inputs *in, int64_t first, int64_t end, int64_t n, int64_t batch) {
+    for (int64_t i = first; i < end && i < n; i++) {
+        int64_t r = in->order[i];
+        int64_t start = in->rowptr[r], end = in->rowptr[r + 1];
+        for (int64_t q = start; q < end + 31; q += 32) { /* a line is 32 cols, 64 pixels */
+            int64_t at = q < end ? q : end - 1;
+            __builtin_prefetch(in->cols + at);
+            __builtin_prefetch(in->pixels + at);
+        }
+        if (i + batch < n) __builtin_prefetch(in->rowptr + in->order[i + batch]);
     }
 }
 
@@ -443,11 +517,7 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
         float *ink_sum = work.ink_sum + t * batch;
         for (int64_t first = 0; first < n; first += batch) {
             int64_t rows = n - first < batch ? n - first : batch;
-            for (int64_t i = 0; i < rows; i++) {
-                int64_t r = in->order[first + i], sum = 0; /* exact, then scaled once */
-                for (int64_t q = in->rowptr[r]; q < in->rowptr[r + 1]; q++) sum += in->pixels[q];
-                ink_sum[i] = (float)sum * in->scale;
-            }
+            prefetch_ink(in, first + batch, first + 2 * batch, n, batch);
             for (int64_t h = lo; h < top; h++)
                 work.base[h] = net->b[0][h] + in->blank * (work.colsum[h] - (float)d * work.c[h]);
             ink_forward(in, first, rows, lo, hi, P, work.Ws, work.base, work.c, ink_sum,
@@ -463,13 +533,15 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
 #pragma omp section
                 if (!by_rows) by_columns(in, first, rows, d, &work.columns);
             }
-            for (int64_t i = 0; i < rows; i++) { /* b, c and colsum(Ws): the file's top */
-                const float *g = work.grad + i * P;
-                for (int64_t h = lo; h < top; h++) {
-                    net->b[0][h] -= g[h];
-                    work.c[h] += in->blank * g[h];
-                    work.colsum[h] -= ink_sum[i] * g[h];
+            for (int64_t h0 = lo; h0 < hi; h0 += LANES) { /* b, c, colsum(Ws): the file's top */
+                vec g_sum = {0}, ink_g_sum = {0}; /* sums over the batch, in registers */
+                for (int64_t i = 0; i < rows; i++) {
+                    vec g = load(work.grad + i * P + h0);
+                    g_sum += g, ink_g_sum += ink_sum[i] * g;
                 }
+                store(work.c + h0, load(work.c + h0) + in->blank * g_sum);
+                store(work.colsum + h0, load(work.colsum + h0) - ink_g_sum);
+                for (int64_t h = h0; h < top && h < h0 + LANES; h++) net->b[0][h] -= g_sum[h - h0];
             }
             ink_update(in, first, rows, by_rows ? NULL : &work.columns, d, lo, hi, P, work.Ws,
                        work.grad);
@@ -568,11 +640,13 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "rowptr must rise from 0 to the number of cols");
             goto done;
         }
+        uint16_t widest = 0; /* a max, not a branch per column: vectorized, 5x faster */
         for (int64_t q = in.rowptr[r]; q < in.rowptr[r + 1]; q++)
-            if (in.cols[q] >= net.size[0]) {
-                PyErr_SetString(PyExc_IndexError, "a column index is out of range");
-                goto done;
-            }
+            widest = in.cols[q] > widest ? in.cols[q] : widest;
+        if (in.rowptr[r] < in.rowptr[r + 1] && widest >= net.size[0]) {
+            PyErr_SetString(PyExc_IndexError, "a column index is out of range");
+            goto done;
+        }
     }
     int status;
     Py_BEGIN_ALLOW_THREADS;
@@ -588,12 +662,41 @@ done:
     return result;
 }
 
-/* gather_ink(pixels, n, d, rowptr, cols, values): each row's non-zero pixels and their
- * columns into cols and values, row r's from rowptr[r] on (rowptr from its counts). */
+/* count_ink(pixels, n, d, rowptr, threads): rowptr[r] = the non-zero pixels in rows 0..r-1
+ * of pixels (n, d), for r = 0..n: where each row's ink will start in gather_ink's output. */
+static PyObject *py_count_ink(PyObject *self, PyObject *args) {
+    PyObject *pixels, *rowptr;
+    Py_ssize_t n, d;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OnnOi", &pixels, &n, &d, &rowptr, &threads)) return NULL;
+    Buffers buffers = {.count = 0};
+    const uint8_t *X = take(&buffers, pixels, n * d, 0, "pixels");
+    int64_t *start = X ? take(&buffers, rowptr, (n + 1) * sizeof(int64_t), 1, "rowptr") : NULL;
+    if (start) {
+        Py_BEGIN_ALLOW_THREADS;
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1)
+        for (int64_t r = 0; r < n; r++) {
+            uint32_t inked = 0; /* a narrow sum the compiler vectorizes: 5x NumPy's */
+            for (int64_t p = 0; p < d; p++) inked += X[r * d + p] != 0;
+            start[r + 1] = inked;
+        }
+        start[0] = 0;
+        for (int64_t r = 0; r < n; r++) start[r + 1] += start[r];
+        Py_END_ALLOW_THREADS;
+    }
+    for (int i = 0; i < buffers.count; i++) PyBuffer_Release(&buffers.views[i]);
+    return start ? Py_NewRef(Py_None) : NULL;
+}
+
+/* gather_ink(pixels, n, d, rowptr, cols, values, threads): each row's non-zero pixels and
+ * their columns into cols and values, row r's from rowptr[r] on (count_ink's rowptr). */
 static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
     PyObject *pixels, *rowptr, *cols, *values;
     Py_ssize_t n, d;
-    if (!PyArg_ParseTuple(args, "OnnOOO", &pixels, &n, &d, &rowptr, &cols, &values)) return NULL;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OnnOOOi", &pixels, &n, &d, &rowptr, &cols, &values, &threads))
+        return NULL;
+    threads = threads > 0 ? threads : 1;
     Buffers buffers = {.count = 0};
     PyObject *result = NULL;
     const uint8_t *X = take(&buffers, pixels, n * d, 0, "pixels");
@@ -604,18 +707,41 @@ static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
     uint16_t *where = take(&buffers, cols, total * sizeof(uint16_t), 1, "cols");
     uint8_t *value = where ? take(&buffers, values, total, 1, "values") : NULL;
     if (!value) goto done;
+    /* Branch-free: every pixel is written to its thread's scratch row, the place moves on at
+     * ink only (ink is 1 pixel in 5, too unpredictable for a branch: 3x slower). */
+    uint16_t *scratch_cols = malloc(threads * d * sizeof(uint16_t));
+    uint8_t *scratch_values = malloc(threads * d);
     int fits = 1;
+    if (!scratch_cols || !scratch_values) {
+        free(scratch_cols), free(scratch_values);
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS;
-    for (int64_t r = 0; r < n && fits; r++) {
-        int64_t place = start[r], end = start[r + 1];
-        for (int64_t p = 0; p < d; p++)
-            if (X[r * d + p]) {
-                if (place >= end || place < 0) { fits = 0; break; } /* counts were wrong */
-                where[place] = (uint16_t)p, value[place++] = X[r * d + p];
-            }
-        fits = fits && place == end;
+#pragma omp parallel for num_threads(threads) reduction(&& : fits)
+    for (int64_t r = 0; r < n; r++) {
+#ifdef _OPENMP
+        int t = omp_get_thread_num();
+#else
+        int t = 0;
+#endif
+        uint16_t *row_cols = scratch_cols + t * d;
+        uint8_t *row_values = scratch_values + t * d;
+        int64_t inked = 0;
+        for (int64_t p = 0; p < d; p++) {
+            uint8_t pixel = X[r * d + p];
+            row_cols[inked] = (uint16_t)p, row_values[inked] = pixel;
+            inked += pixel != 0;
+        }
+        int row_fits = start[r] >= 0 && start[r + 1] - start[r] == inked && start[r + 1] <= total;
+        if (row_fits) {
+            memcpy(where + start[r], row_cols, inked * sizeof(uint16_t));
+            memcpy(value + start[r], row_values, inked);
+        }
+        fits = fits && row_fits;
     }
     Py_END_ALLOW_THREADS;
+    free(scratch_cols), free(scratch_values);
     if (!fits) PyErr_SetString(PyExc_ValueError, "rowptr does not match the pixels' ink");
     else result = Py_NewRef(Py_None);
 done:
@@ -624,8 +750,10 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"count_ink", py_count_ink, METH_VARARGS,
+     "count_ink(pixels, n, d, rowptr, threads): see mlpcli/sparse_sgd.py"},
     {"gather_ink", py_gather_ink, METH_VARARGS,
-     "gather_ink(pixels, n, d, rowptr, cols, values): see mlpcli/sparse_sgd.py"},
+     "gather_ink(pixels, n, d, rowptr, cols, values, threads): see mlpcli/sparse_sgd.py"},
     {"train_chunk", py_train_chunk, METH_VARARGS,
      "train_chunk(order, rowptr, cols, pixels, labels, n, rows_total, scale, blank, "
      "activation, slope, weights, biases, lr, logits, batch, threads): see mlpcli/sparse_sgd.py"},

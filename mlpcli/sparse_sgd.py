@@ -33,7 +33,6 @@ except ImportError:  # built without a C compiler: the NumPy engine alone
     _sparse_sgd = None
 
 ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
-ROWS_AT_A_TIME = 8192  # bounds the boolean temporaries to a few MB
 
 
 def available() -> bool:
@@ -85,16 +84,13 @@ class InkPixels:
 
     @classmethod
     def of(cls, split: Split) -> InkPixels:
-        """The ink of `split` (uint8 pixels with a normalization): counted by NumPy a few rows
-        at a time, gathered in C (np.nonzero's int64 indices took 0.5 s for MNIST)."""
+        """The ink of `split` (uint8 pixels with a normalization), counted and gathered in C
+        (NumPy's np.nonzero took 0.5 s for MNIST, this 0.04 s)."""
         X = np.ascontiguousarray(split.X.reshape(len(split.X), -1))
-        counts = np.zeros(len(X) + 1, np.int64)
-        for start in range(0, len(X), ROWS_AT_A_TIME):
-            block = X[start : start + ROWS_AT_A_TIME]
-            counts[start + 1 : start + 1 + len(block)] = (block != 0).sum(axis=1)
-        rowptr = np.cumsum(counts)
+        rowptr = np.empty(len(X) + 1, np.int64)
+        _sparse_sgd.count_ink(X, len(X), X.shape[1], rowptr, usable_cpus())
         cols, pixels = np.empty(rowptr[-1], np.uint16), np.empty(rowptr[-1], np.uint8)
-        _sparse_sgd.gather_ink(X, len(X), X.shape[1], rowptr, cols, pixels)
+        _sparse_sgd.gather_ink(X, len(X), X.shape[1], rowptr, cols, pixels, usable_cpus())
         scale, blank = normalization_coefficients(*split.normalization)
         return cls(rowptr, cols, pixels, float(scale), float(blank))
 

@@ -86,6 +86,18 @@ def test_ink_pixels_hold_each_rows_ink_in_order():
 
 
 @needs_build
+def test_gathering_refuses_counts_that_do_not_match_the_pixels():
+    pixels, _ = _digits(5, d=30)
+    rowptr = np.empty(6, np.int64)
+    sparse_sgd._sparse_sgd.count_ink(pixels, 5, 30, rowptr, 2)
+    np.testing.assert_array_equal(np.diff(rowptr), (pixels != 0).sum(axis=1))
+    rowptr[2:] += 1  # row 1 given room for one pixel too many
+    cols, values = np.empty(rowptr[-1], np.uint16), np.empty(rowptr[-1], np.uint8)
+    with pytest.raises(ValueError, match="rowptr does not match"):
+        sparse_sgd._sparse_sgd.gather_ink(pixels, 5, 30, rowptr, cols, values, 2)
+
+
+@needs_build
 def test_bad_indices_are_refused_before_anything_is_written():
     pixels, labels = _digits(20)
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
