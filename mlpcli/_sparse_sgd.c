@@ -502,6 +502,8 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
     int64_t d = net->size[0], H = net->size[1], P = padded(H), blocks = P / LANES;
     int64_t most = blocks / 4 > 1 ? blocks / 4 : 1; /* 64 columns a thread, or it loses */
     threads = threads < most ? threads : (int)most;  /* (784-64-10: 0.10 s on 1, 0.14 on 2) */
+    if (batch == 1) /* a sample alone is too little to share: waits cost more than it saves */
+        threads = 1; /* (784-800-10 per sample: 1.87 s an epoch on 1 thread, 2.3 on 2) */
     int by_rows = blocks <= 4 * threads; /* every thread's columns in one pass */
     Work work;
     if (prepare(&work, net, in, n, batch, threads)) return -1;

@@ -208,7 +208,7 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     click.Choice(ENGINES),
     "compiled: the C step that multiplies by the ink alone (about 2-4x faster); numpy: the "
     "NumPy engine, the readable reference; auto: compiled where it applies (cross-entropy, "
-    "batch size 2 or more, and built at install), else numpy. Both take the same steps.",
+    "MNIST-style uint8 pixels, and built at install), else numpy. Both take the same steps.",
 )
 @click.option(
     "--out",

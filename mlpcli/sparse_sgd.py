@@ -8,10 +8,10 @@ the blank value v folded in exactly: for x = s + v (s zero on blank paper),
 where the last, rank-one, step is deferred as a shift shared by every row of W. The C file
 says how; the result is the NumPy engine's step to rounding (tests/test_sparse_sgd.py).
 
-It takes uint8 pixels with their normalization, cross-entropy, mini-batches of 2 or more,
-and any depth and hidden activation; everything else trains on the NumPy engine, which
-stays the reference: `mlp train --engine numpy` runs it alone. When the extension was not
-built (no C compiler at install), the NumPy engine does everything.
+It takes uint8 pixels with their normalization, cross-entropy, any batch size (1 is
+per-sample SGD), and any depth and hidden activation; everything else trains on the NumPy
+engine, which stays the reference: `mlp train --engine numpy` runs it alone. When the
+extension was not built (no C compiler at install), the NumPy engine does everything.
 
 Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,) and values
 `pixels` (nnz,) row after row, row r's between rowptr[r] and rowptr[r + 1] (N + 1,).
@@ -47,8 +47,6 @@ def unsupported(activation: str, loss: str, batch_size: int) -> str | None:
         return "it was not built with this install (pip found no C compiler)"
     if loss != "cross-entropy":
         return f"it has the cross-entropy loss only, not {loss}"
-    if batch_size == 1:
-        return "per-sample SGD (batch size 1) runs on the NumPy engine"
     if activation not in ACTIVATION_CODES:
         return f"it has no {activation} activation"
     return None

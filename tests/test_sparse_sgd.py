@@ -10,7 +10,7 @@ from mlpcli.api import TrainConfig
 from mlpcli.data import Split, normalize
 from mlpcli.errors import ConfigError
 from mlpcli.model import MLP
-from mlpcli.sgd import sgd_minibatches
+from mlpcli.sgd import sgd_minibatches, sgd_per_sample
 from mlpcli.training import FitOptions, choose_engine, fit
 
 STATS = (0.13, 0.31)  # an MNIST-like normalization (mean, std of pixel / 255)
@@ -32,18 +32,20 @@ def _digits(n: int, d: int = 784, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 def _both_engines(layers, activation, batch_size, threads, n=300):
-    """The same steps by the NumPy engine on normalized rows and by the compiled one on the
-    pixels: their logits and models."""
+    """The same steps by the NumPy engine on normalized rows (its per-sample path at batch
+    size 1) and by the compiled one on the pixels: their logits and models."""
     pixels, labels = _digits(n)
     rows = np.random.default_rng(1).permutation(n)[: n - 7]  # shuffled; some rows unused
     reference = MLP.initialize(layers, np.random.default_rng(2), activation=activation)
     compiled = reference.copy()
-    expected = sgd_minibatches(
-        reference, normalize(pixels[rows], *STATS), labels[rows], batch_size, 0.1
-    )
+    X, learning_rate = normalize(pixels[rows], *STATS), 0.01 if batch_size == 1 else 0.1
+    if batch_size == 1:
+        expected = sgd_per_sample(reference, X, labels[rows], learning_rate)
+    else:
+        expected = sgd_minibatches(reference, X, labels[rows], batch_size, learning_rate)
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
     got = sparse_sgd.sgd_minibatches_on_ink(
-        compiled, ink, rows, labels[rows], batch_size, 0.1, threads
+        compiled, ink, rows, labels[rows], batch_size, learning_rate, threads
     )
     return (got, expected), (compiled, reference)
 
@@ -58,6 +60,8 @@ def _both_engines(layers, activation, batch_size, threads, n=300):
         ([784, 40, 20, 16, 10], "sigmoid", 17, 1),
         ([784, 130, 10], "leaky-relu", 64, 2),
         ([784, 10], "relu", 64, 1),  # no hidden layer: softmax regression
+        ([784, 64, 10], "relu", 1, 2),  # per-sample SGD, two threads asked for
+        ([784, 100, 30, 10], "tanh", 1, 1),
     ],
 )
 def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_size, threads):
@@ -115,7 +119,7 @@ def test_auto_picks_the_compiled_step_only_where_it_applies():
     compiled = "compiled" if sparse_sgd.available() else "numpy"
     assert choose_engine("auto", "relu", "cross-entropy", 64, split) == compiled
     assert choose_engine("auto", "relu", "mse", 64, split) == "numpy"
-    assert choose_engine("auto", "relu", "cross-entropy", 1, split) == "numpy"
+    assert choose_engine("auto", "relu", "cross-entropy", 1, split) == compiled
     features = Split(normalize(pixels, *STATS), labels)
     assert choose_engine("auto", "relu", "cross-entropy", 64, features) == "numpy"
     assert choose_engine("numpy", "relu", "cross-entropy", 64, split) == "numpy"
@@ -124,8 +128,8 @@ def test_auto_picks_the_compiled_step_only_where_it_applies():
 
 
 def test_config_refuses_the_compiled_step_where_it_cannot_run():
-    with pytest.raises(ConfigError, match="per-sample"):
-        TrainConfig(engine="compiled", batch_size=1).validate()
+    with pytest.raises(ConfigError, match="--engine compiled cannot train this"):
+        TrainConfig(engine="compiled", loss="mse").validate()
     with pytest.raises(ConfigError, match="unknown engine"):
         TrainConfig(engine="fast").validate()
 
