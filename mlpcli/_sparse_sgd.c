@@ -720,6 +720,9 @@ static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS;
+    /* The output's fresh pages faulted in by one thread first: two threads faulting them in
+     * at once took 0.045 s for MNIST's ink here, against 0.006 s for this and 0.02 s after. */
+    for (int64_t q = 0; q < total; q += 2048) where[q] = 0, value[q] = 0;
 #pragma omp parallel for num_threads(threads) reduction(&& : fits)
     for (int64_t r = 0; r < n; r++) {
 #ifdef _OPENMP
@@ -729,11 +732,17 @@ static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
 #endif
         uint16_t *row_cols = scratch_cols + t * d;
         uint8_t *row_values = scratch_values + t * d;
+        const uint8_t *row = X + r * d;
         int64_t inked = 0;
-        for (int64_t p = 0; p < d; p++) {
-            uint8_t pixel = X[r * d + p];
-            row_cols[inked] = (uint16_t)p, row_values[inked] = pixel;
-            inked += pixel != 0;
+        for (int64_t p0 = 0; p0 < d; p0 += 8) {
+            int64_t end = p0 + 8 < d ? p0 + 8 : d;
+            uint64_t eight = 1; /* a short last group is always looked at */
+            if (end - p0 == 8) memcpy(&eight, row + p0, 8);
+            if (!eight) continue; /* 8 pixels of blank paper, most of an image: 3x faster */
+            for (int64_t p = p0; p < end; p++) {
+                row_cols[inked] = (uint16_t)p, row_values[inked] = row[p];
+                inked += row[p] != 0;
+            }
         }
         int row_fits = start[r] >= 0 && start[r + 1] - start[r] == inked && start[r + 1] <= total;
         if (row_fits) {
