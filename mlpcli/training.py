@@ -165,15 +165,18 @@ def _train_one_epoch(
     for start, rows, prepared in chunks:
         y = train.y[rows]
         if ink is not None:
-            logits = sparse_sgd.sgd_minibatches_on_ink(
+            trained = sparse_sgd.sgd_minibatches_on_ink(
                 model, ink, rows, y, batch_size, learning_rate, threads
             )
-        elif batch_size == 1:
-            logits = sgd_per_sample(model, prepared[0], y, learning_rate)
+            chunk_loss, chunk_correct = trained.loss, trained.correct
         else:
-            X, blank = prepared
-            logits = sgd_minibatches(model, X, y, batch_size, learning_rate, blank)
-        chunk_loss = loss.value(logits, y)
+            if batch_size == 1:
+                logits = sgd_per_sample(model, prepared[0], y, learning_rate)
+            else:
+                X, blank = prepared
+                logits = sgd_minibatches(model, X, y, batch_size, learning_rate, blank)
+            chunk_loss = loss.value(logits, y)
+            chunk_correct = int((logits.argmax(axis=1) == y).sum())
         if not np.isfinite(chunk_loss):
             raise TrainingDiverged(
                 f"training diverged: the loss became {chunk_loss} within samples "
@@ -181,7 +184,7 @@ def _train_one_epoch(
                 f"lower the learning rate (for example --lr {learning_rate / 10:g})"
             )
         loss_sum += chunk_loss * len(rows)
-        correct += int((logits.argmax(axis=1) == y).sum())
+        correct += chunk_correct
         bar.update(-(-len(rows) // batch_size))
         interrupts.check()
     return loss_sum / len(order), correct / len(order)

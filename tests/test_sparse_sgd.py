@@ -9,6 +9,7 @@ from mlpcli import sparse_sgd
 from mlpcli.api import TrainConfig
 from mlpcli.data import Split, normalize
 from mlpcli.errors import ConfigError
+from mlpcli.losses import cross_entropy
 from mlpcli.model import MLP
 from mlpcli.sgd import sgd_minibatches, sgd_per_sample
 from mlpcli.training import FitOptions, choose_engine, fit
@@ -44,10 +45,10 @@ def _both_engines(layers, activation, batch_size, threads, n=300):
     else:
         expected = sgd_minibatches(reference, X, labels[rows], batch_size, learning_rate)
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
-    got = sparse_sgd.sgd_minibatches_on_ink(
+    trained = sparse_sgd.sgd_minibatches_on_ink(
         compiled, ink, rows, labels[rows], batch_size, learning_rate, threads
     )
-    return (got, expected), (compiled, reference)
+    return (trained, expected), (compiled, reference)
 
 
 @needs_build
@@ -65,8 +66,10 @@ def _both_engines(layers, activation, batch_size, threads, n=300):
     ],
 )
 def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_size, threads):
-    (got, expected), (compiled, reference) = _both_engines(layers, activation, batch_size, threads)
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    (trained, expected), (compiled, reference) = _both_engines(
+        layers, activation, batch_size, threads
+    )
+    np.testing.assert_allclose(trained.logits, expected, rtol=1e-4, atol=1e-4)
     for mine, theirs in zip(
         compiled.weights + compiled.biases, reference.weights + reference.biases, strict=True
     ):
@@ -74,6 +77,19 @@ def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_s
     start = MLP.initialize(layers, np.random.default_rng(2), activation=activation)
     moved = [np.abs(a - b).max() for a, b in zip(compiled.weights, start.weights, strict=True)]
     assert min(moved) > 1e-4  # every layer trained
+
+
+@needs_build
+def test_the_chunks_loss_and_hits_are_those_of_its_logits():
+    pixels, labels = _digits(200)
+    ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
+    model = MLP.initialize([784, 64, 10], np.random.default_rng(0))
+    rows = np.arange(200)
+    trained = sparse_sgd.sgd_minibatches_on_ink(model, ink, rows, labels, 16, 0.1, 1)
+    assert trained.loss == pytest.approx(cross_entropy(trained.logits, labels), rel=1e-5)
+    assert trained.correct == (trained.logits.argmax(axis=1) == labels).sum() > 0
+    diverged = sparse_sgd.sgd_minibatches_on_ink(model, ink, rows, labels, 8, 1e30, 1)
+    assert not np.isfinite(diverged.loss)  # what fit() stops on
 
 
 @needs_build
