@@ -2,17 +2,18 @@
 
     python scripts/bench.py --data-dir ../shared/mnist      # or any folder with the MNIST files
 
-Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and
-the frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one
-epoch of plain SGD (no momentum, no weight decay) over the 60,000 MNIST training images,
-float32, cross-entropy, after a short warm-up; data loading is not timed. "mlpcli" is what
-`mlp train` runs by default (--engine auto: the compiled step, the NumPy engine at batch
-size 1); "mlpcli --engine numpy" is the NumPy engine alone. Each worker times
-3 epochs in a row and reports their mean, as one epoch of 0.2 s is too short to rise above
-this shared machine's drift. PyTorch at batch size 1 is timed on the first 6,000 samples of
-each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch and scikit-learn
-are optional: what is not installed is skipped. A ratio theirs/ours is that of the medians,
-followed by the range of the ratios within each repeat, whose runs were seconds apart.
+Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and the
+frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one epoch
+of plain SGD (no momentum, no weight decay) over the 60,000 MNIST training images, float32,
+cross-entropy, after a short warm-up; data loading is not timed, but the compiled step's
+compression of the ink, which fit() does, is. "mlpcli" is what `mlp train` runs by default
+(--engine auto: the compiled step, for every row here); "mlpcli --engine numpy" is the NumPy
+engine alone. Each worker times 3 epochs in a row and reports their mean, as one epoch of 0.1 s
+is too short to rise above this shared machine's drift. PyTorch at batch size 1 is timed on the
+first 6,000 samples of each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch
+and scikit-learn are optional: what is not installed is skipped. A ratio theirs/ours is that of
+the medians, followed by the range of the ratios within each repeat, whose runs were seconds
+apart.
 Process figures: peak RSS of `mlp train` (default network, one epoch), whole-process wall time
 of `mlp predict` against `python -c "import numpy, PIL.Image"`, and of `mlp evaluate`.
 """
