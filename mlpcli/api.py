@@ -77,7 +77,7 @@ class TrainConfig:
             raise ConfigError(f"min_delta must be zero or positive, got {self.min_delta}")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        choose_engine(self.engine, self.activation, self.loss, self.batch_size)
+        choose_engine(self.engine, self.activation, self.loss)
 
     @property
     def resolved_init(self) -> str:

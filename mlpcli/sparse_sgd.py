@@ -40,11 +40,12 @@ def available() -> bool:
     return _sparse_sgd is not None
 
 
-def unsupported(activation: str, loss: str, batch_size: int) -> str | None:
+def unsupported(activation: str, loss: str) -> str | None:
     """Why the compiled step cannot train with these options, or None if it can. It also
-    needs uint8 pixels with a normalization (MNIST's Split): see takes()."""
+    needs uint8 pixels with a normalization (MNIST's Split): see takes(). Any batch size
+    will do."""
     if not available():
-        return "it was not built with this install (pip found no C compiler)"
+        return "it was not built with this install (no C compiler, or its build failed)"
     if loss != "cross-entropy":
         return f"it has the cross-entropy loss only, not {loss}"
     if activation not in ACTIVATION_CODES:

@@ -50,14 +50,12 @@ CHUNK_SAMPLES = 2048  # samples normalized at a time: a few MB of float32, not t
 ENGINES = ("auto", "compiled", "numpy")
 
 
-def choose_engine(
-    wanted: str, activation: str, loss: str, batch_size: int, train: Split | None = None
-) -> str:
+def choose_engine(wanted: str, activation: str, loss: str, train: Split | None = None) -> str:
     """'compiled' or 'numpy' for the `wanted` engine; ConfigError if 'compiled' cannot run.
     Without `train`, only the options are checked (as config validation does)."""
     if wanted == "numpy":
         return "numpy"
-    reason = sparse_sgd.unsupported(activation, loss, batch_size)
+    reason = sparse_sgd.unsupported(activation, loss)
     if reason is None and train is not None and not sparse_sgd.takes(train):
         reason = "it reads uint8 pixels, not these features"
     if reason is None:
@@ -210,7 +208,7 @@ def fit(
     """
     n = len(train.y)
     batch_size = n if options.batch_size <= 0 else min(options.batch_size, n)
-    engine = choose_engine(options.engine, model.activation, model.loss, batch_size, train)
+    engine = choose_engine(options.engine, model.activation, model.loss, train)
     result = FitResult(model=model.copy(), engine=engine)
     best_loss, waited = np.inf, 0
     ink = sparse_sgd.InkPixels.of(train) if engine == "compiled" else None

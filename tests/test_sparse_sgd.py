@@ -133,14 +133,13 @@ def test_auto_picks_the_compiled_step_only_where_it_applies():
     pixels, labels = _digits(50)
     split = Split(pixels, labels, STATS)
     compiled = "compiled" if sparse_sgd.available() else "numpy"
-    assert choose_engine("auto", "relu", "cross-entropy", 64, split) == compiled
-    assert choose_engine("auto", "relu", "mse", 64, split) == "numpy"
-    assert choose_engine("auto", "relu", "cross-entropy", 1, split) == compiled
+    assert choose_engine("auto", "relu", "cross-entropy", split) == compiled
+    assert choose_engine("auto", "relu", "mse", split) == "numpy"
     features = Split(normalize(pixels, *STATS), labels)
-    assert choose_engine("auto", "relu", "cross-entropy", 64, features) == "numpy"
-    assert choose_engine("numpy", "relu", "cross-entropy", 64, split) == "numpy"
+    assert choose_engine("auto", "relu", "cross-entropy", features) == "numpy"
+    assert choose_engine("numpy", "relu", "cross-entropy", split) == "numpy"
     with pytest.raises(ConfigError, match="cross-entropy loss only"):
-        choose_engine("compiled", "relu", "mse", 64, split)
+        choose_engine("compiled", "relu", "mse", split)
 
 
 def test_config_refuses_the_compiled_step_where_it_cannot_run():
@@ -161,6 +160,9 @@ def test_fit_reports_the_engine_and_both_engines_learn_alike():
         options = FitOptions(0.05, 3, 20, 0, engine=engine)
         results[engine] = fit(model, split, None, options, np.random.default_rng(4), False)
     assert results["compiled"].engine == "compiled" and results["numpy"].engine == "numpy"
+    per_sample = FitOptions(0.01, 1, 1, 0)  # auto: batch size 1 is the compiled step's too
+    model = MLP.initialize([784, 32, 10], np.random.default_rng(3))
+    assert fit(model, split, None, per_sample, np.random.default_rng(4), False).engine == "compiled"
     for a, b in zip(results["compiled"].history, results["numpy"].history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
 
