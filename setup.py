@@ -1,4 +1,4 @@
-"""The optional compiled step (mlpcli/_sparse_sgd.c); all other metadata is in setup.cfg.
+"""The optional compiled step (mlpcli/engines/_sparse_sgd.c); all other metadata is in setup.cfg.
 
 `optional=True`: without a C compiler the install still succeeds, and training runs on the
 NumPy engine alone (mlpcli/sparse_sgd.py falls back to it).
@@ -15,8 +15,8 @@ openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
 setup(
     ext_modules=[
         Extension(
-            "mlpcli._sparse_sgd",
-            ["mlpcli/_sparse_sgd.c"],
+            "mlpcli.engines._sparse_sgd",
+            ["mlpcli/engines/_sparse_sgd.c"],
             extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast", "-Wno-psabi", *openmp],
             extra_link_args=openmp,
             optional=True,

@@ -8,18 +8,18 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "MLP": "model",
-    "Checkpoint": "checkpoint",
+    "MLP": "nn.model",
+    "Checkpoint": "io.checkpoint",
     "MlpError": "errors",
     "Prediction": "api",
     "TrainConfig": "api",
     "TrainResult": "api",
     "evaluate": "api",
-    "load_checkpoint": "checkpoint",
+    "load_checkpoint": "io.checkpoint",
     "load_mnist": "data",
     "predict_array": "api",
     "predict_images": "api",
-    "save_checkpoint": "checkpoint",
+    "save_checkpoint": "io.checkpoint",
     "train": "api",
 }
 __all__ = [*sorted(_EXPORTS), "__version__"]

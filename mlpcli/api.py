@@ -1,31 +1,34 @@
 """The Python API: everything the CLI does, as plain functions.
 
 from mlpcli import TrainConfig, train, save_checkpoint, load_checkpoint, predict_images
-result = train(TrainConfig(layers=[784, 64, 10], epochs=5))
-save_checkpoint("checkpoint.npz", result.model, result.meta)
+result = train(TrainConfig(layers=[784, 64, 10], epochs=5, optimizer="adam", lr=1e-3))
+save_checkpoint("checkpoint.npz", result.model, result.meta, result.resume)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
-from .checkpoint import Checkpoint
 from .data import IMAGE_SHAPE, NUM_CLASSES, load_mnist, make_splits, normalize
+from .engines import ENGINE_CHOICES, StepOptions, choose_engine
 from .errors import CheckpointError, ConfigError
-from .image import PreparedImage, prepare_image
-from .initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
-from .losses import LOSSES
-from .metrics import evaluate_split
-from .model import MLP
-from .training import ENGINES, FitOptions, choose_engine, fit
+from .io.checkpoint import Checkpoint
+from .io.image import PreparedImage, prepare_image
+from .nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
+from .nn.initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
+from .nn.losses import LOSSES
+from .nn.model import MLP
+from .nn.optim import OPTIMIZERS, make_optimizer
+from .nn.schedules import SCHEDULES, Schedule
+from .report.metrics import evaluate_split
+from .training import FitOptions, RunState, fit
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
@@ -46,6 +49,24 @@ class TrainConfig:
     validation_size: int = 10_000
     seed: int = 0
     engine: str = "auto"
+    # optimizer (nn/optim.py); defaults are torch.optim's
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_norm: float = 0.0
+    # regularization (nn/dropout.py)
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    # learning-rate schedule (nn/schedules.py)
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    lr_step_epochs: int = 10
+    lr_factor: float = 0.1
+    lr_patience: int = 2
+    min_lr: float = 0.0
 
     def validate(self) -> None:
         """Raise ConfigError naming the first option that is out of range."""
@@ -57,53 +78,139 @@ class TrainConfig:
                 f"{NUM_CLASSES} (digits), got {','.join(map(str, self.layers))}; "
                 f"for example --layers {INPUT_SIZE},64,{NUM_CLASSES}"
             )
-        for name, table in (("activation", ACTIVATIONS), ("loss", LOSSES)):
+        choices = (
+            ("activation", ACTIVATIONS),
+            ("loss", LOSSES),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("engine", ENGINE_CHOICES),
+        )
+        for name, table in choices:
             if getattr(self, name) not in table:
                 raise ConfigError(
-                    f"unknown {name} {getattr(self, name)!r}; "
-                    f"choose one of {', '.join(sorted(table))}"
+                    f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(table)}"
                 )
         if self.init is not None and self.init not in INITIALIZERS:
             raise ConfigError(
                 f"unknown init {self.init!r}; choose one of {', '.join(sorted(INITIALIZERS))}"
             )
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        for name, low, high, high_open in RANGES:
+            _check_range(name, getattr(self, name), low, high, high_open)
+        if not self.lr > 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        checks = (("epochs", 1), ("batch_size", 0), ("patience", 0), ("validation_size", 0))
-        for name, least in checks:
-            if getattr(self, name) < least:
-                raise ConfigError(f"{name} must be at least {least}, got {getattr(self, name)}")
-        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
-            raise ConfigError(f"min_delta must be zero or positive, got {self.min_delta}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        choose_engine(self.engine, self.activation, self.loss)
+        if not self.eps > 0:
+            raise ConfigError(f"eps must be a positive number, got {self.eps}")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"warmup_epochs {self.warmup_epochs} must be fewer than epochs {self.epochs}"
+            )
+        if self.min_lr >= self.lr and self.schedule in ("cosine", "plateau"):
+            raise ConfigError(f"min_lr {self.min_lr} must be below lr {self.lr}")
+        if self.schedule == "plateau" and self.patience and self.lr_patience >= self.patience:
+            raise ConfigError(
+                f"lr_patience {self.lr_patience} must be below patience {self.patience}, or "
+                "early stopping ends the run before the plateau schedule lowers the rate; "
+                "lower --lr-patience, or raise --patience (0: never stop early)"
+            )
+        choose_engine(self.engine, self.step_options())
 
     @property
     def resolved_init(self) -> str:
         return self.init or default_init(self.activation)
 
+    def step_options(self) -> StepOptions:
+        return self.fit_options().step_options(self.activation, self.loss, len(self.layers) - 1)
+
+    def fit_options(self) -> FitOptions:
+        shared = {f.name for f in fields(FitOptions)} - {"learning_rate"}
+        return FitOptions(learning_rate=self.lr, **{name: getattr(self, name) for name in shared})
+
+
+# (option, least, most, whether `most` itself is out): each must also be finite
+RANGES = (
+    ("epochs", 1, math.inf, True),
+    ("batch_size", 0, math.inf, True),
+    ("patience", 0, math.inf, True),
+    ("validation_size", 0, math.inf, True),
+    ("seed", 0, math.inf, True),
+    ("min_delta", 0, math.inf, True),
+    ("momentum", 0, 1, True),
+    ("beta1", 0, 1, True),
+    ("beta2", 0, 1, True),
+    ("weight_decay", 0, math.inf, True),
+    ("max_norm", 0, math.inf, True),
+    ("dropout", 0, 1, True),
+    ("input_dropout", 0, 1, True),
+    ("warmup_epochs", 0, math.inf, True),
+    ("lr_step_epochs", 1, math.inf, True),
+    ("lr_factor", 0, 1, True),
+    ("lr_patience", 0, math.inf, True),
+    ("min_lr", 0, math.inf, True),
+)
+
+
+def _check_range(name: str, value, low: float, high: float, high_open: bool) -> None:
+    inside = (
+        math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
+    )
+    if not inside:
+        most = "" if math.isinf(high) else f" and below {high}" if high_open else f" to {high}"
+        raise ConfigError(f"{name} must be at least {low}{most}, got {value}")
+
+
+# Options a resumed run may change: how long and how it runs, not what it computes.
+RESUMABLE_CHANGES = ("epochs", "patience", "engine")
+
 
 @dataclass
 class TrainResult:
-    model: MLP
+    model: MLP  # the best epoch's weights
     meta: dict  # everything the checkpoint records besides the weights
     interrupted: bool
+    resume: dict[str, np.ndarray]  # the arrays a resumed run needs (RunState.arrays())
+    epochs_run: int  # epochs completed by this call (a resumed run counts only its own)
 
 
-def train(
-    config: TrainConfig,
-    data_dir: str | Path | None = None,
-    mirrors: list[str] | None = None,
-    progress: bool = False,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> TrainResult:
-    """Load MNIST, train an MLP by `config`, and measure the best epoch on every split."""
+def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
+    """The config of the run `checkpoint` saved, with `changes` (options given again, by
+    TrainConfig field name) applied: ConfigError when it cannot be resumed or a change
+    conflicts with the run."""
+    meta = checkpoint.meta
+    if meta.get("version", 1) < 2 or "resume" not in meta or not checkpoint.resume:
+        raise ConfigError(
+            "this checkpoint holds no resume state (it is format version "
+            f"{meta.get('version')}, written before resuming existed); it still works for "
+            "evaluate and predict, but to train more, start a new run"
+        )
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in meta["options"].items() if k in known})
+    for name, value in changes.items():
+        if name not in RESUMABLE_CHANGES and value != getattr(config, name):
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {value} conflicts with the run being resumed, "
+                f"which has {getattr(config, name)}; leave it out, or start a new run "
+                f"(a resumed run may change only {', '.join(RESUMABLE_CHANGES)})"
+            )
+        setattr(config, name, value)
+    done = int(meta["resume"]["epoch"])
+    if config.epochs <= done:
+        raise ConfigError(
+            f"this run has completed {done} epochs; give --epochs above {done} "
+            "(the total, counting those) to train more"
+        )
+    if config.patience and int(meta["resume"]["waited"]) >= config.patience:
+        raise ConfigError(
+            f"this run stopped early: its validation loss has not improved for "
+            f"{meta['resume']['waited']} epochs; resume it with a larger --patience "
+            "(or 0: never stop early)"
+        )
     config.validate()
-    mnist = load_mnist(data_dir, mirrors, progress=progress)
-    splits, (mean, std) = make_splits(mnist, config.validation_size, config.seed)
-    del mnist  # the splits hold copies; the raw arrays would only add to peak memory
-    init_rng, shuffle_rng = np.random.default_rng(config.seed).spawn(2)
+    return config
+
+
+def _run_state(config: TrainConfig, resume: Checkpoint | None) -> RunState:
+    """A new run's state from the seed, or, with `resume`, the state that checkpoint saved."""
+    init_rng, shuffle_rng, dropout_rng = np.random.default_rng(config.seed).spawn(3)
     model = MLP.initialize(
         config.layers,
         init_rng,
@@ -113,20 +220,73 @@ def train(
         config.init_scale,
         config.leaky_slope,
     )
-    options = FitOptions(
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.params,
+        config.lr,
+        config.weight_decay,
+        config.max_norm,
+        momentum=config.momentum,
+        beta1=config.beta1,
+        beta2=config.beta2,
+        eps=config.eps,
+    )
+    schedule = Schedule(
+        config.schedule,
         config.lr,
         config.epochs,
-        config.batch_size,
-        config.patience,
-        config.min_delta,
-        config.engine,
+        config.warmup_epochs,
+        config.lr_step_epochs,
+        config.lr_factor,
+        config.lr_patience,
+        config.min_lr,
     )
+    state = RunState(model, optimizer, schedule, shuffle_rng, dropout_rng)
+    if resume is not None:
+        try:
+            state.restore(resume.resume, resume.meta["resume"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"the checkpoint's resume state does not fit its options ({exc}); start a new run"
+            ) from None
+        state.best_model = resume.model.copy()
+        state.best_epoch = int(resume.meta["best_epoch"])
+        state.history = list(resume.meta["history"])
+    return state
+
+
+def train(
+    config: TrainConfig,
+    data_dir: str | Path | None = None,
+    mirrors: list[str] | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    resume: Checkpoint | None = None,
+) -> TrainResult:
+    """Load MNIST, train an MLP by `config`, and measure the best epoch on every split.
+    With `resume` (a checkpoint that resume_config() accepted with this config), the run it
+    saved goes on from its last completed epoch to config.epochs."""
+    config.validate()
+    mnist = load_mnist(data_dir, mirrors, progress=progress)
+    splits, (mean, std) = make_splits(mnist, config.validation_size, config.seed)
+    del mnist  # the splits hold copies; the raw arrays would only add to peak memory
+    if resume is not None and not np.allclose((mean, std), resume.normalization, rtol=1e-9, atol=0):
+        raise ConfigError(
+            "the training data no longer matches the run being resumed (its pixel statistics "
+            "differ); resume with the data it was trained on, or start a new run"
+        )
+    state = _run_state(config, resume)
+    started_at = state.epoch
     result = fit(
-        model, splits["train"], splits["validation"], options, shuffle_rng, progress, on_epoch
+        state,
+        splits["train"],
+        splits["validation"],
+        config.fit_options(),
+        progress,
+        on_epoch,
     )
-    figures = {
-        name: evaluate_split(result.model, split) for name, split in splits.items() if len(split.y)
-    }
+    best = result.model
+    figures = {name: evaluate_split(best, split) for name, split in splits.items() if len(split.y)}
     meta = {
         "init": config.resolved_init,
         "normalization": {"mean": mean, "std": std},
@@ -140,10 +300,13 @@ def train(
         "engine": result.engine,
         **{f"{name}_accuracy": f["accuracy"] for name, f in figures.items()},
         **{f"{name}_loss": f["loss"] for name, f in figures.items()},
+        "resume": result.state.meta(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mlpcli_version": __version__,
     }
-    return TrainResult(result.model, meta, result.interrupted)
+    return TrainResult(
+        best, meta, result.interrupted, result.state.arrays(), result.state.epoch - started_at
+    )
 
 
 SPLITS = ("test", "validation", "train")

@@ -14,12 +14,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .activations import ACTIVATIONS
 from .api import TrainConfig
+from .engines import ENGINE_CHOICES
 from .errors import ConfigError, MlpError
-from .initializers import INITIALIZERS
-from .losses import LOSSES
-from .training import ENGINES
+from .nn.activations import ACTIVATIONS
+from .nn.initializers import INITIALIZERS
+from .nn.losses import LOSSES
+from .nn.optim import OPTIMIZERS
+from .nn.schedules import SCHEDULES
 
 DEFAULT_CHECKPOINT = "checkpoint.npz"
 INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
@@ -176,7 +178,12 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     "cross-entropy on softmax, mse on the "
     "raw outputs, or mse-softmax on the softmax probabilities.",
 )
-@train_option("--lr", click.FloatRange(0, min_open=True), "Learning rate of SGD.")
+@train_option(
+    "--lr",
+    click.FloatRange(0, min_open=True),
+    "Learning rate: the step size (the schedule's starting rate). Adam and AdamW want about "
+    "0.001, SGD about 0.1.",
+)
 @train_option(
     "--epochs",
     click.IntRange(1),
@@ -201,48 +208,153 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     "Training images held out (by the seeded shuffle) for early stopping.",
 )
 @train_option(
-    "--seed", int, "Seed of the split, the init and the shuffles: same seed, same checkpoint."
+    "--seed",
+    click.IntRange(0),
+    "Seed of the split, the init, the shuffles and dropout: same seed, same checkpoint.",
 )
 @train_option(
+    "--optimizer",
+    click.Choice(list(OPTIMIZERS)),
+    "sgd: theta -= lr * gradient; momentum and nesterov add a velocity (--momentum); adam "
+    "and adamw scale each step by running moments of the gradient (--beta1, --beta2, --eps). "
+    "Each takes the steps of torch.optim's.",
+)
+@train_option("--momentum", click.FloatRange(0, 1, max_open=True), "Momentum (momentum, nesterov).")
+@train_option(
+    "--beta1", click.FloatRange(0, 1, max_open=True), "Decay of Adam's mean of the gradient."
+)
+@train_option(
+    "--beta2", click.FloatRange(0, 1, max_open=True), "Decay of Adam's mean squared gradient."
+)
+@train_option(
+    "--eps", click.FloatRange(0, min_open=True), "Adam's term that keeps /sqrt(.) finite."
+)
+@train_option(
+    "--weight-decay",
+    click.FloatRange(0),
+    "L2 penalty added to every gradient as wd * theta (biases too, as torch.optim does); "
+    "adamw instead shrinks the weights by lr * wd each step (decoupled).",
+)
+@train_option(
+    "--max-norm",
+    click.FloatRange(0),
+    "After each step, scale every unit's incoming weights back to this L2 norm if longer; 0 = off.",
+)
+@train_option(
+    "--dropout",
+    click.FloatRange(0, 1, max_open=True),
+    "Probability of dropping each hidden unit in training (inverted dropout).",
+)
+@train_option(
+    "--input-dropout",
+    click.FloatRange(0, 1, max_open=True),
+    "Probability of dropping each input pixel in training.",
+)
+@train_option(
+    "--schedule",
+    click.Choice(SCHEDULES),
+    "Learning rate by epoch: constant; step (times --lr-factor every --lr-step-epochs); "
+    "cosine (down to --min-lr by the last epoch); plateau (times --lr-factor when the "
+    "validation loss has not improved for more than --lr-patience epochs).",
+)
+@train_option(
+    "--warmup-epochs",
+    click.IntRange(0),
+    "Ramp the rate up linearly over this many first epochs, before the schedule.",
+)
+@train_option("--lr-step-epochs", click.IntRange(1), "Epochs between the step schedule's cuts.")
+@train_option(
+    "--lr-factor",
+    click.FloatRange(0, 1, min_open=True, max_open=True),
+    "What the step and plateau schedules multiply the rate by.",
+)
+@train_option(
+    "--lr-patience",
+    click.IntRange(0),
+    "Epochs without improvement the plateau schedule tolerates; below --patience.",
+)
+@train_option("--min-lr", click.FloatRange(0), "The lowest rate of cosine and plateau.")
+@train_option(
     "--engine",
-    click.Choice(ENGINES),
-    "compiled: the C step that multiplies by the ink alone (about 2x faster, 10x per "
-    "sample); numpy: the NumPy engine, the readable reference; auto: compiled where it "
-    "applies (cross-entropy, MNIST-style uint8 pixels, and built at install), else numpy. "
-    "Both take the same steps.",
+    click.Choice(ENGINE_CHOICES),
+    "How the steps are computed: compiled (C, multiplying by the ink alone: plain SGD), "
+    "numpy (fused NumPy: plain SGD), reference (the readable NumPy of mlpcli/nn: "
+    "everything); auto: the fastest that takes the options. All take the same steps.",
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CHECKPOINT,
-    show_default=True,
-    help="Checkpoint file to write.",
+    default=None,
+    help="Checkpoint file to write. [default: checkpoint.npz; with --resume, the resumed file]",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--resume",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Continue the run this checkpoint saved, from its last completed epoch, with its "
+    "options; --epochs is the total. Only --epochs, --patience and --engine may change.",
+)
 @data_dir_option
 @mirror_option
 @quiet_option
-def train(out: Path, force: bool, data_dir, mirrors, quiet: bool, **options):
+@click.pass_context
+def train(
+    ctx,
+    out: Path | None,
+    force: bool,
+    resume: Path | None,
+    data_dir,
+    mirrors,
+    quiet: bool,
+    **options,
+):
     """Train an MLP on MNIST and save the best epoch's weights.
 
     Training stops early when the validation loss has not improved for --patience epochs,
-    and the weights of the best epoch are saved. Ctrl-C stops training and saves the best
-    weights so far.
-    """
-    from .api import train as train_model
-    from .checkpoint import save_checkpoint
+    and the weights of the best epoch are saved, with what --resume needs to go on. Ctrl-C
+    stops training and saves the best weights so far.
 
-    if out.exists() and not force:
+    \b
+    Examples:
+      mlp train --optimizer adam --lr 0.001 --dropout 0.2
+      mlp train --optimizer momentum --schedule cosine --epochs 40 --patience 0
+      mlp train --resume checkpoint.npz --epochs 50
+    """
+    from .api import resume_config
+    from .api import train as train_model
+    from .io.checkpoint import load_checkpoint, save_checkpoint
+
+    resumed = None
+    if resume is not None:
+        resumed = load_checkpoint(resume)
+        given = {
+            name: value
+            for name, value in options.items()
+            if ctx.get_parameter_source(name)
+            in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP)
+        }
+        try:
+            config = resume_config(resumed, given)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        out = out or resume
+    else:
+        config = TrainConfig(**{f.name: options[f.name] for f in fields(TrainConfig)})
+        try:
+            config.validate()
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+    out = out or Path(DEFAULT_CHECKPOINT)
+    replacing_the_resumed = resume is not None and out.resolve() == resume.resolve()
+    if out.exists() and not force and not replacing_the_resumed:
         raise click.UsageError(
             f"{out} already exists; choose another file with --out, or replace it with --force"
         )
     if not out.parent.is_dir():
         raise click.UsageError(f"the folder of --out {out} does not exist; create it first")
-    config = TrainConfig(**{f.name: options[f.name] for f in fields(TrainConfig)})
-    try:
-        config.validate()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    if not quiet:
+        _say_engine(config)
     if config.resolved_init == "zeros":
         _echo_err(
             "warning: --init zeros gives every hidden unit the same weights, so they all "
@@ -256,15 +368,16 @@ def train(out: Path, force: bool, data_dir, mirrors, quiet: bool, **options):
             list(mirrors) or None,
             progress=not quiet,
             on_epoch=report and (lambda r: report(_epoch_line(r))),
+            resume=resumed,
         )
     except KeyboardInterrupt:  # while loading data or measuring the final figures
         _echo_err("interrupted; nothing was saved")
         sys.exit(INTERRUPTED_EXIT)
     meta = result.meta
-    if meta["best_epoch"] == 0:
-        _echo_err("interrupted before the first epoch finished; nothing was saved")
+    if result.epochs_run == 0:
+        _echo_err("interrupted before an epoch finished; nothing was saved")
         sys.exit(INTERRUPTED_EXIT)
-    save_checkpoint(out, result.model, meta)
+    save_checkpoint(out, result.model, meta, result.resume)
     ran = len(meta["history"])
     why = (
         "interrupted"
@@ -284,14 +397,27 @@ def train(out: Path, force: bool, data_dir, mirrors, quiet: bool, **options):
         sys.exit(INTERRUPTED_EXIT)
 
 
+def _say_engine(config: TrainConfig) -> None:
+    """Say on stderr which engine trains, and why `auto` passed over the faster ones."""
+    from .engines import choose_engine, fallback_reasons
+
+    if config.engine != "auto":
+        return
+    step = config.step_options()
+    passed_over = fallback_reasons(step)
+    if passed_over:
+        why = "; ".join(f"{name}: {reason}" for name, reason in passed_over.items())
+        _echo_err(f"engine: {choose_engine('auto', step).name} ({why})")
+
+
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
 def _epoch_line(record: dict) -> str:
     line = (
-        f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f} "
-        f"acc {_pct(record['train_accuracy'])}"
+        f"epoch {record['epoch']:3d}  lr {record['learning_rate']:.3g}  "
+        f"train loss {record['train_loss']:.4f} acc {_pct(record['train_accuracy'])}"
     )
     if "validation_loss" in record:
         line += (
@@ -320,7 +446,7 @@ def evaluate(checkpoint: Path, split: str, as_json: bool, data_dir, mirrors, qui
     """Accuracy, loss, confusion matrix and per-class figures of CHECKPOINT
     (default: checkpoint.npz)."""
     from .api import evaluate as evaluate_checkpoint
-    from .checkpoint import load_checkpoint
+    from .io.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     report = evaluate_checkpoint(loaded, split, data_dir, list(mirrors) or None, progress=not quiet)
@@ -368,8 +494,8 @@ def predict(images: tuple[Path, ...], checkpoint: Path, as_json: bool, show: boo
     """The digit in each image (PNG, JPEG, ... any size, dark ink on light paper or the
     reverse), with its probability and the next two candidates."""
     from .api import predict_images
-    from .checkpoint import load_checkpoint
-    from .image import render_text
+    from .io.checkpoint import load_checkpoint
+    from .io.image import render_text
 
     for p in predict_images(load_checkpoint(checkpoint), list(images)):
         if not p.image.has_digit:

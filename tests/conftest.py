@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from mlpcli import data
+from mlpcli.data import mnist as mnist_module
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "mnist"
 
@@ -133,7 +134,7 @@ def tiny_mnist(tmp_path, monkeypatch):
         raw = idx_bytes(array)
         (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
         files[key] = (name, hashlib.sha256(raw).hexdigest())
-    monkeypatch.setattr(data, "MNIST_FILES", files)
+    monkeypatch.setattr(mnist_module, "MNIST_FILES", files)
     monkeypatch.setenv("MLP_DATA_DIR", str(folder))
     monkeypatch.delenv("MLP_MNIST_MIRROR", raising=False)
     return folder
@@ -144,3 +145,19 @@ def real_mnist() -> Path:
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"the real MNIST is not at {SHARED_MNIST} (only CI and developers have it)")
     return SHARED_MNIST
+
+
+def run_state(model, seed: int = 0, learning_rate: float = 0.1, optimizer: str = "sgd", **settings):
+    """A new run's state for fit(): `model` trained by `optimizer` at a constant rate, its
+    shuffles drawn from default_rng(seed) and its dropout masks from default_rng(seed + 1)."""
+    from mlpcli.nn.optim import make_optimizer
+    from mlpcli.nn.schedules import Schedule
+    from mlpcli.training import RunState
+
+    return RunState(
+        model,
+        make_optimizer(optimizer, model.params, learning_rate, **settings),
+        Schedule("constant", learning_rate, epochs=1000),
+        np.random.default_rng(seed),
+        np.random.default_rng(seed + 1),
+    )

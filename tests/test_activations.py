@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlpcli.activations import ACTIVATIONS, get_activation, sigmoid
+from mlpcli.nn.activations import ACTIVATIONS, get_activation, sigmoid
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
-from mlpcli import blas
-from mlpcli.blas import subtract_transposed_product
+from mlpcli.engines import blas
+from mlpcli.engines.blas import subtract_transposed_product
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ import pickle
 import numpy as np
 import pytest
 
-from mlpcli.checkpoint import load_checkpoint, save_checkpoint
 from mlpcli.errors import CheckpointError
-from mlpcli.model import MLP
+from mlpcli.io.checkpoint import load_checkpoint, save_checkpoint
+from mlpcli.nn.model import MLP
 
 META = {"normalization": {"mean": 0.13, "std": 0.31}, "dataset": "mnist"}
 
@@ -29,7 +29,7 @@ def test_round_trip_keeps_weights_and_meta(tmp_path):
     assert loaded.model.layers == [784, 8, 6, 10]
     assert (loaded.model.activation, loaded.model.loss) == ("leaky-relu", "mse")
     assert loaded.model.leaky_slope == 0.2
-    assert loaded.meta["format"] == "mlpcli-checkpoint" and loaded.meta["version"] == 1
+    assert loaded.meta["format"] == "mlpcli-checkpoint" and loaded.meta["version"] == 2
     assert loaded.normalization == (0.13, 0.31)
     for a, b in zip(
         model.weights + model.biases, loaded.model.weights + loaded.model.biases, strict=True
@@ -64,7 +64,7 @@ def _rewrite(path, **changes):
         ({"W2": None}, "array W2 is missing"),
         ({"b1": np.zeros(9, np.float32)}, r"b1 is float32 \(9,\), expected float32 \(8,\)"),
         ({"W1": np.zeros((784, 8))}, "W1 is float64"),
-        ({"meta": {"version": 7}}, "format version 7 is not 1"),
+        ({"meta": {"version": 7}}, "format version 7 is not one this mlpcli reads"),
         ({"meta": {"format": "other"}}, "does not say format"),
         ({"meta": {"activation": "swish"}}, "unknown activation 'swish'"),
         ({"meta": {"normalization": {"mean": 0}}}, "'normalization' must hold"),

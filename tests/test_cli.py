@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mlpcli import load_checkpoint
-from mlpcli import training as training_module
 from mlpcli.cli import cli
 from mlpcli.errors import MlpError
+from mlpcli.training import loop as training_loop
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -44,7 +44,7 @@ def test_train_writes_a_checkpoint_and_reports(trained):
 def test_progress_goes_to_stderr_results_to_stdout(tiny_mnist, tmp_path):
     result = run("train", *QUICK[:-1], "--out", tmp_path / "m.npz")
     assert result.exit_code == 0
-    assert "epoch   1  train loss" in result.stderr and "validation loss" in result.stderr
+    assert "epoch   1  lr 0.1  train loss" in result.stderr and "validation loss" in result.stderr
     assert "epoch   1" not in result.stdout and "saved" in result.stdout
 
 
@@ -168,7 +168,7 @@ def test_divergence_exits_1_without_a_checkpoint(tiny_mnist, tmp_path):
 
 
 def test_ctrl_c_saves_the_best_weights_and_exits_130(tiny_mnist, tmp_path, monkeypatch):
-    real = training_module._train_one_epoch
+    real = training_loop._run_epoch
     epochs = []
 
     def interrupted_in_epoch_two(*args, **kwargs):
@@ -177,7 +177,7 @@ def test_ctrl_c_saves_the_best_weights_and_exits_130(tiny_mnist, tmp_path, monke
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training_module, "_train_one_epoch", interrupted_in_epoch_two)
+    monkeypatch.setattr(training_loop, "_run_epoch", interrupted_in_epoch_two)
     out = tmp_path / "m.npz"
     result = run("train", *QUICK, "--out", out)
     assert result.exit_code == 130

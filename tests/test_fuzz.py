@@ -17,11 +17,12 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mlpcli.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from mlpcli.data import _decompress, parse_idx  # noqa: E402
+from mlpcli.data.fetch import _decompress  # noqa: E402
+from mlpcli.data.mnist import parse_idx  # noqa: E402
 from mlpcli.errors import MlpError  # noqa: E402
-from mlpcli.image import prepare_image  # noqa: E402
-from mlpcli.model import MLP  # noqa: E402
+from mlpcli.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from mlpcli.io.image import prepare_image  # noqa: E402
+from mlpcli.nn.model import MLP  # noqa: E402
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),

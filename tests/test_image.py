@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from mlpcli.errors import ImageError
-from mlpcli.image import prepare_array, prepare_image, render_text
+from mlpcli.io.image import prepare_array, prepare_image, render_text
 
 
 def _mnist_like_digit() -> np.ndarray:

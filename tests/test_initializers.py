@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlpcli.initializers import INITIALIZERS, default_init
+from mlpcli.nn.initializers import INITIALIZERS, default_init
 
 EXPECTED_STD = {
     "glorot-uniform": np.sqrt(2 / (400 + 200)),

@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
-from conftest import synthetic_digits
+from conftest import run_state, synthetic_digits
 
-from mlpcli import training as train_module
-from mlpcli.activations import ACTIVATIONS
 from mlpcli.data import Split, normalize
-from mlpcli.ink import batch_ends, in_ink_order, ink_order
-from mlpcli.losses import LOSSES
-from mlpcli.model import MLP
-from mlpcli.sgd import BlankTail, sgd_minibatches
+from mlpcli.engines import fast_numpy
+from mlpcli.engines.fast_numpy import BlankTail, sgd_minibatches
+from mlpcli.engines.ink import batch_ends, in_ink_order, ink_order
+from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.losses import LOSSES
+from mlpcli.nn.model import MLP
 from mlpcli.training import FitOptions, fit
 
 
@@ -88,7 +88,7 @@ def _fit_both(monkeypatch, interrupt_at=None):
     images, labels = _margined_digits(300, 4)
     stats = (0.1, 0.3)
     given = []
-    real_engine = train_module.sgd_minibatches
+    real_engine = fast_numpy.sgd_minibatches
 
     def engine(model, X, y, batch_size, learning_rate, blank=None):
         given.append(blank)
@@ -96,12 +96,12 @@ def _fit_both(monkeypatch, interrupt_at=None):
             raise KeyboardInterrupt
         return real_engine(model, X, y, batch_size, learning_rate, blank)
 
-    monkeypatch.setattr(train_module, "sgd_minibatches", engine)
+    monkeypatch.setattr(fast_numpy, "sgd_minibatches", engine)
     models = []
     for train in (Split(images, labels, stats), Split(normalize(images, *stats), labels)):
         model = MLP.initialize([784, 16, 10], np.random.default_rng(5))
         options = FitOptions(0.1, 3, 20, 0, engine="numpy")
-        fit(model, train, None, options, np.random.default_rng(6), False)
+        fit(run_state(model, 6, 0.1), train, None, options, False)
         models.append(model)
     return models, given
 
@@ -146,7 +146,8 @@ def test_skipping_blank_tails_in_float32_with_blas_updates():
 def test_pixels_of_odd_width_train_without_the_ink_path():
     images, labels = _margined_digits(60, 8)
     odd = Split(images[:, :783], labels, (0.1, 0.3))
-    assert train_module.InkOrder.of(odd) is None
+    assert fast_numpy.InkOrder.of(odd) is None
     model = MLP.initialize([783, 8, 10], np.random.default_rng(9))
-    result = fit(model, odd, None, FitOptions(0.1, 1, 20, 0), np.random.default_rng(1), False)
+    options = FitOptions(0.1, 1, 20, 0, engine="numpy")
+    result = fit(run_state(model, 1, 0.1), odd, None, options, False)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["train_loss"])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlpcli.losses import LOSSES, cross_entropy, log_softmax, softmax
+from mlpcli.nn.losses import LOSSES, cross_entropy, log_softmax, softmax
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

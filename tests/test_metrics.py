@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from mlpcli.data import Split
-from mlpcli.metrics import confusion_matrix, evaluate_split, per_class_report
-from mlpcli.model import MLP
+from mlpcli.nn.model import MLP
+from mlpcli.report.metrics import confusion_matrix, evaluate_split, per_class_report
 
 
 def test_confusion_matrix_rows_are_true_labels():

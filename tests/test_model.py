@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
+from conftest import run_state
 
-from mlpcli.activations import ACTIVATIONS
 from mlpcli.data import Split
-from mlpcli.losses import LOSSES
-from mlpcli.model import MLP
-from mlpcli.sgd import sgd_minibatches, sgd_per_sample
+from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
+from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.losses import LOSSES
+from mlpcli.nn.model import MLP
 from mlpcli.training import FitOptions, fit
 
 
@@ -72,14 +73,8 @@ def test_a_tiny_network_learns_xor():
     y = np.array([0, 1, 1, 0])
     model = MLP.initialize([2, 8, 2], np.random.default_rng(0), "tanh", "glorot-uniform")
     before = model.loss_and_gradients(X, y)[0]
-    result = fit(
-        model,
-        Split(X, y),
-        None,
-        FitOptions(learning_rate=0.5, epochs=500, batch_size=0, patience=0),
-        np.random.default_rng(1),
-        progress=False,
-    )
+    options = FitOptions(learning_rate=0.5, epochs=500, batch_size=0, patience=0)
+    result = fit(run_state(model, 1, 0.5), Split(X, y), None, options, progress=False)
     assert result.history[-1]["train_loss"] < before / 10
     assert (result.model.predict(X) == y).all()
 

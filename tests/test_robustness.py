@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 
 from mlpcli import data
-from mlpcli.checkpoint import load_checkpoint, save_checkpoint
+from mlpcli.data import fetch
 from mlpcli.errors import CacheError, DownloadError, ImageError
-from mlpcli.image import prepare_image
-from mlpcli.model import MLP
+from mlpcli.io.checkpoint import load_checkpoint, save_checkpoint
+from mlpcli.io.image import prepare_image
+from mlpcli.nn.model import MLP
 
 FAST = {"attempts": 1, "backoff": 0, "progress": False, "timeout": 2}
 CONTENT = bytes(range(256)) * 64
@@ -84,7 +85,7 @@ def test_full_disk_is_one_clear_cache_error_and_leaves_nothing(tmp_path, serve, 
         file.write(b"x" * 100)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(data, "_stream_to", full_disk)
+    monkeypatch.setattr(fetch, "_stream_to", full_disk)
     with pytest.raises(CacheError, match="No space left on device.*--data-dir") as caught:
         data.download("f", sha, [server.url], cache, **FAST)
     _one_line(str(caught.value))
@@ -146,8 +147,8 @@ def test_kill_during_a_checkpoint_write_leaves_the_previous_file(tmp_path):
         f"""
         import time
         import numpy as np
-        from mlpcli import checkpoint
-        from mlpcli.model import MLP
+        from mlpcli.io import checkpoint
+        from mlpcli.nn.model import MLP
         def slow_savez(file, **arrays):  # writes part of the archive, then hangs
             file.write(b"PK" + bytes(5000)); file.flush()
             print("writing", flush=True)

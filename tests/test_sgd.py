@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from mlpcli.activations import ACTIVATIONS
-from mlpcli.losses import LOSSES
-from mlpcli.model import MLP
-from mlpcli.sgd import sgd_minibatches, sgd_per_sample
+from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
+from mlpcli.nn.activations import ACTIVATIONS
+from mlpcli.nn.losses import LOSSES
+from mlpcli.nn.model import MLP
 
 
 def _net(layers, activation="relu", loss="cross-entropy", dtype=np.float64) -> MLP:

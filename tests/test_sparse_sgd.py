@@ -4,15 +4,17 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_state
 
-from mlpcli import sparse_sgd
 from mlpcli.api import TrainConfig
 from mlpcli.data import Split, normalize
+from mlpcli.engines import StepOptions, choose_engine
+from mlpcli.engines import compiled as sparse_sgd
+from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
 from mlpcli.errors import ConfigError
-from mlpcli.losses import cross_entropy
-from mlpcli.model import MLP
-from mlpcli.sgd import sgd_minibatches, sgd_per_sample
-from mlpcli.training import FitOptions, choose_engine, fit
+from mlpcli.nn.losses import cross_entropy
+from mlpcli.nn.model import MLP
+from mlpcli.training import FitOptions, fit
 
 STATS = (0.13, 0.31)  # an MNIST-like normalization (mean, std of pixel / 255)
 
@@ -129,42 +131,62 @@ def test_bad_indices_are_refused_before_anything_is_written():
     np.testing.assert_array_equal(model.weights[0], before.weights[0])
 
 
-def test_auto_picks_the_compiled_step_only_where_it_applies():
+def test_auto_picks_the_fastest_engine_that_takes_the_options():
     pixels, labels = _digits(50)
     split = Split(pixels, labels, STATS)
     compiled = "compiled" if sparse_sgd.available() else "numpy"
-    assert choose_engine("auto", "relu", "cross-entropy", split) == compiled
-    assert choose_engine("auto", "relu", "mse", split) == "numpy"
+    plain = StepOptions("relu", "cross-entropy")
+    assert choose_engine("auto", plain, split).name == compiled
+    assert choose_engine("auto", StepOptions("relu", "mse"), split).name == "numpy"
     features = Split(normalize(pixels, *STATS), labels)
-    assert choose_engine("auto", "relu", "cross-entropy", features) == "numpy"
-    assert choose_engine("numpy", "relu", "cross-entropy", split) == "numpy"
-    with pytest.raises(ConfigError, match="cross-entropy loss only"):
-        choose_engine("compiled", "relu", "mse", split)
+    assert choose_engine("auto", plain, features).name == "numpy"
+    assert choose_engine("numpy", plain, split).name == "numpy"
+    for beyond in (
+        StepOptions(optimizer="adam"),
+        StepOptions(weight_decay=1e-4),
+        StepOptions(max_norm=3.0),
+        StepOptions(dropout=0.5),
+        StepOptions(input_dropout=0.2),
+    ):
+        assert choose_engine("auto", beyond, split).name == "reference"
+        with pytest.raises(ConfigError, match="--engine numpy cannot train this: its fused"):
+            choose_engine("numpy", beyond, split)
+    deep = StepOptions(depth=sparse_sgd.MAX_LAYERS + 1)
+    assert choose_engine("auto", deep, split).name == "numpy"
+    with pytest.raises(ConfigError, match="cross-entropy loss only|not built"):
+        choose_engine("compiled", StepOptions("relu", "mse"), split)
 
 
-def test_config_refuses_the_compiled_step_where_it_cannot_run():
+def test_config_refuses_an_engine_that_cannot_run_it():
     with pytest.raises(ConfigError, match="--engine compiled cannot train this"):
         TrainConfig(engine="compiled", loss="mse").validate()
+    with pytest.raises(ConfigError, match="--engine numpy cannot train this"):
+        TrainConfig(engine="numpy", optimizer="adam").validate()
     with pytest.raises(ConfigError, match="unknown engine"):
         TrainConfig(engine="fast").validate()
 
 
 @needs_build
-def test_fit_reports_the_engine_and_both_engines_learn_alike():
+def test_fit_reports_the_engine_and_every_engine_learns_alike():
     pixels, labels = _digits(400)
     labels = (pixels[:, :392] > 0).sum(axis=1) % 2  # learnable: ink in the top half, odd or even
     split = Split(pixels, labels, STATS)
     results = {}
-    for engine in ("compiled", "numpy"):
+    for engine in ("compiled", "numpy", "reference"):
         model = MLP.initialize([784, 32, 10], np.random.default_rng(3))
         options = FitOptions(0.05, 3, 20, 0, engine=engine)
-        results[engine] = fit(model, split, None, options, np.random.default_rng(4), False)
-    assert results["compiled"].engine == "compiled" and results["numpy"].engine == "numpy"
+        results[engine] = fit(run_state(model, 4, 0.05), split, None, options, False)
+        assert results[engine].engine == engine
     per_sample = FitOptions(0.01, 1, 1, 0)  # auto: batch size 1 is the compiled step's too
     model = MLP.initialize([784, 32, 10], np.random.default_rng(3))
-    assert fit(model, split, None, per_sample, np.random.default_rng(4), False).engine == "compiled"
-    for a, b in zip(results["compiled"].history, results["numpy"].history, strict=True):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+    assert fit(run_state(model, 4, 0.01), split, None, per_sample, False).engine == "compiled"
+    for engine in ("numpy", "reference"):
+        for a, b in zip(results["compiled"].history, results[engine].history, strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-3)
+        for a, b in zip(
+            results["compiled"].model.params, results[engine].model.params, strict=True
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
 def test_cli_says_why_the_compiled_step_cannot_run(tmp_path):

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
-from conftest import ctrl_c, synthetic_digits
+from conftest import ctrl_c, run_state, synthetic_digits
 
-from mlpcli import sgd as sgd_module
-from mlpcli import training as train_module
 from mlpcli.data import Split, normalize
+from mlpcli.engines import fast_numpy
 from mlpcli.errors import TrainingDiverged
-from mlpcli.model import MLP
+from mlpcli.nn.model import MLP
 from mlpcli.training import FitOptions, fit
+from mlpcli.training import loop as loop_module
 
 
 def _data(count=300, seed=0):
@@ -21,15 +21,8 @@ def _model(seed=0):
 
 def _fit(options, validation=None, seed=0, **kwargs):
     """fit() of a fresh model on the 300 synthetic training digits, without progress bars."""
-    return fit(
-        _model(),
-        _data(),
-        validation,
-        options,
-        np.random.default_rng(seed),
-        progress=False,
-        **kwargs,
-    )
+    state = run_state(_model(), seed, options.learning_rate)
+    return fit(state, _data(), validation, options, progress=False, **kwargs)
 
 
 def _scripted_validation(monkeypatch, losses):
@@ -40,7 +33,7 @@ def _scripted_validation(monkeypatch, losses):
         seen.append(model.copy())
         return {"loss": losses[len(seen) - 1], "accuracy": 0.5}
 
-    monkeypatch.setattr(train_module, "evaluate_split", scripted)
+    monkeypatch.setattr(loop_module, "evaluate_split", scripted)
     return seen
 
 
@@ -65,8 +58,10 @@ def test_patience_zero_runs_every_epoch(monkeypatch):
     assert len(result.history) == 4 and result.best_epoch == 1 and not result.stopped_early
 
 
-def test_training_learns_the_synthetic_digits():
-    result = _fit(FitOptions(0.1, epochs=5, batch_size=16), _data(100, 1))
+@pytest.mark.parametrize("engine", ["numpy", "reference"])
+def test_training_learns_the_synthetic_digits(engine):
+    result = _fit(FitOptions(0.1, epochs=5, batch_size=16, engine=engine), _data(100, 1))
+    assert result.engine == engine
     assert result.history[-1]["validation_accuracy"] > 0.95
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
@@ -78,7 +73,7 @@ def test_divergence_stops_with_advice():
 
 def test_ctrl_c_keeps_the_best_weights_so_far(monkeypatch):
     calls = []
-    real_engine = train_module.sgd_minibatches
+    real_engine = fast_numpy.sgd_minibatches
 
     def engine(*args):
         calls.append(1)
@@ -86,29 +81,31 @@ def test_ctrl_c_keeps_the_best_weights_so_far(monkeypatch):
             raise KeyboardInterrupt
         return real_engine(*args)
 
-    monkeypatch.setattr(train_module, "sgd_minibatches", engine)
+    monkeypatch.setattr(fast_numpy, "sgd_minibatches", engine)
     result = _fit(FitOptions(0.05, epochs=5, batch_size=30), _data(50, 1))
     assert result.interrupted and result.best_epoch == 1 and len(result.history) == 1
+    assert result.state.epoch == 1  # the state is that of the last completed epoch
 
 
 @pytest.mark.parametrize("batch_size, updates", [(64, 5), (0, 1), (1000, 1), (7, 43)])
 def test_batch_size_sets_updates_per_epoch(monkeypatch, batch_size, updates):
     calls = []
-    real_forward = sgd_module.forward  # called once per step, with the step's batch last
+    real_forward = fast_numpy.forward  # called once per step, with the step's batch last
     monkeypatch.setattr(
-        sgd_module, "forward", lambda *args: (calls.append(len(args[-1])), real_forward(*args))[1]
+        fast_numpy, "forward", lambda *args: (calls.append(len(args[-1])), real_forward(*args))[1]
     )
-    _fit(FitOptions(0.01, epochs=1, batch_size=batch_size))
+    result = _fit(FitOptions(0.01, epochs=1, batch_size=batch_size))
     assert len(calls) == updates
     assert sum(calls) == 300  # every sample in exactly one update
+    assert result.state.optimizer.steps == updates
 
 
-def test_batch_size_one_takes_the_per_sample_engine(monkeypatch):
+def test_batch_size_one_takes_the_per_sample_path(monkeypatch):
     seen = []
     monkeypatch.setattr(
-        train_module, "sgd_per_sample", lambda m, X, y, lr: (seen.append(len(y)), X[:, :10])[1]
+        fast_numpy, "sgd_per_sample", lambda m, X, y, lr: (seen.append(len(y)), X[:, :10])[1]
     )
-    _fit(FitOptions(0.01, epochs=1, batch_size=1))
+    _fit(FitOptions(0.01, epochs=1, batch_size=1, engine="numpy"))
     assert sum(seen) == 300
 
 
@@ -118,6 +115,15 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
     assert np.array_equal(run(1), run(1))
     assert not np.array_equal(run(1), run(2))
+
+
+def test_each_epochs_learning_rate_comes_from_the_schedule_and_is_recorded():
+    from mlpcli.nn.schedules import Schedule
+
+    state = run_state(_model(), 0, 0.1)
+    state.schedule = Schedule("step", 0.1, epochs=4, step_epochs=2, factor=0.5)
+    result = fit(state, _data(), None, FitOptions(0.1, epochs=4, patience=0), progress=False)
+    assert [r["learning_rate"] for r in result.history] == [0.1, 0.1, 0.05, 0.05]
 
 
 def test_ctrl_c_while_a_progress_bar_is_made_waits_until_it_is_whole(monkeypatch):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError
+from ..errors import ImageError
 
 FIELD = 28  # output side, px
 BOX = 20  # longer side of the ink after scaling, px

@@ -1,21 +1,64 @@
-"""Plain stochastic gradient descent over a run of shuffled samples: the training loop's engine.
+"""The fast NumPy engine: plain SGD (theta -= learning_rate * gradient) with the update fused
+into backpropagation, on mini-batches that skip their blank margins, and per sample.
 
-Both functions take X (n, d) float32 rows in the order to train on and labels y (n,), update
-the model in place (theta <- theta - learning_rate * gradient), and return the logits (n, k)
-each sample had when it was trained on, so the caller measures loss and accuracy in one
-vectorized pass instead of once per step.
+Both step functions take X (n, d) float32 rows in the order to train on and labels y (n,),
+update the model in place, and return the logits (n, k) each sample had when it was trained
+on, so the caller measures loss and accuracy in one vectorized pass instead of once per step.
+Their tricks (the learning rate folded into the output gradient, the blank tail's shared step,
+the per-sample block's deferred first-layer update) hold because plain SGD's update is linear
+in the gradient: any other optimizer, weight decay, max-norm or dropout goes to another engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..data import Split, normalize
+from ..nn.activations import Activation
+from ..nn.losses import LOSSES
+from ..nn.model import MLP
+from .base import Engine, StepOptions, Trained, blas_threads, measured
 from .blas import subtract_transposed_product
-from .losses import LOSSES
-from .model import MLP, backpropagate, forward
+from .ink import batch_ends, in_ink_order, ink_order
+
+
+def forward(
+    weights: list[np.ndarray], biases: list[np.ndarray], activation: Activation, X: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """nn.model.forward on bare arrays: the pre-activations [Z_1..Z_L] and activations
+    [A_0..A_{L-1}], for weights that may be cut to a batch's inked columns."""
+    Zs, As = [], [X]
+    for layer, (W, b) in enumerate(zip(weights, biases, strict=True)):
+        Z = As[-1] @ W
+        Z += b
+        Zs.append(Z)
+        if layer < len(weights) - 1:
+            As.append(activation.forward(Z))
+    return Zs, As
+
+
+def backpropagate(
+    weights: list[np.ndarray],
+    activation: Activation,
+    Zs: list[np.ndarray],
+    As: list[np.ndarray],
+    dZ: np.ndarray,
+    take: Callable[[int, np.ndarray, np.ndarray], None],
+) -> None:
+    """nn.model.backward with each layer's gradient handed to take(l, A_{l-1}, dZ_l) as soon
+    as it is known, rather than returned: take() may update W_l in place (SGD does), since
+    the gradient for the layer below is computed from W_l first."""
+    for layer in range(len(weights) - 1, -1, -1):
+        below = dZ @ weights[layer].T if layer else None  # before take() may change W_l
+        take(layer, As[layer], dZ)
+        if layer:
+            below *= activation.derivative(Zs[layer - 1], As[layer])
+            dZ = below
 
 
 @dataclass(frozen=True)
@@ -47,7 +90,7 @@ def sgd_minibatches(
     array, since BLAS subtracts A^T dZ from W in the product itself (blas.py). With `blank`,
     the first layer skips each batch's blank tail of columns (BlankTail).
     """
-    weights, biases, activation = model.weights, model.biases, model._activation()
+    weights, biases, activation = model.weights, model.biases, model.get_activation()
     # column order, in which the loss and gradient reduce rows fast (losses.by_columns)
     logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype, order="F")
     output_gradient = _scaled_output_gradient(model.loss, y, logits, batch_size, learning_rate)
@@ -160,7 +203,7 @@ def sgd_per_sample(
     (t, h) product per sample; the block's updates are applied at its end as one matmul. The
     layers above are updated sample by sample on 1-D vectors.
     """
-    activation, weights, biases = model._activation(), model.weights, model.biases
+    activation, weights, biases = model.get_activation(), model.weights, model.biases
     logits = np.empty((len(y), model.layers[-1]), weights[-1].dtype)
     output_gradient = _scaled_sample_gradient(model.loss, y, logits, learning_rate)
     first_dZ = np.empty((block, model.layers[1]), weights[0].dtype)
@@ -194,3 +237,101 @@ def sgd_per_sample(
         subtract_transposed_product(weights[0], X_block, done)
         biases[0] -= done.sum(axis=0)
     return logits
+
+
+@dataclass
+class InkOrder:
+    """Mini-batches that skip their blank margins (ink.py): `order` (d,) lists the training
+    pixels' columns most-inked first, and `blank_value` is what a blank pixel normalizes to."""
+
+    train: Split
+    order: np.ndarray
+    blank_value: float
+
+    @classmethod
+    def of(cls, train: Split) -> InkOrder | None:
+        """None when `train` holds float features, whose blank value is unknown, or rows of
+        odd width, which ink.py cannot take in pairs."""
+        if train.normalization is None or train.X.shape[1] % 2:
+            return None
+        blank = normalize(np.zeros((1, 1), train.X.dtype), *train.normalization)[0, 0]
+        return cls(train, ink_order(train.X), float(blank))
+
+    def features(self, rows: np.ndarray, batch_size: int) -> tuple[np.ndarray, BlankTail]:
+        """The network's input for `rows`, its columns in ink order, and where the ink of
+        each batch of `batch_size` of them ends."""
+        pixels = in_ink_order(self.train.X[rows], self.order)
+        blank = BlankTail(batch_ends(pixels, batch_size), self.blank_value)
+        return normalize(pixels, *self.train.normalization), blank
+
+    @contextmanager
+    def first_layer_reordered(self, model: MLP) -> Iterator[None]:
+        """The first layer's weight rows in ink order for the duration, then back in pixel
+        order, however the epoch ends: nothing outside it sees the ink order."""
+        W = model.weights[0]
+        W[:] = W[self.order]
+        try:
+            yield
+        finally:
+            W[self.order] = W.copy()
+
+
+class FastNumpyEngine(Engine):
+    """sgd_minibatches (sgd_per_sample at batch size 1) a chunk at a time; mini-batches skip
+    their blank margins when the split holds pixels."""
+
+    name = "numpy"
+
+    def __init__(self, model, optimizer, dropout, train, batch_size):
+        super().__init__(model, optimizer, dropout, train, batch_size)
+        self.inked = InkOrder.of(train) if batch_size > 1 else None
+
+    @staticmethod
+    def why_not(step: StepOptions, train: Split | None = None) -> str | None:
+        extras = step.beyond_plain_sgd()
+        if extras:
+            return f"its fused steps are plain SGD's, without {extras}"
+        return None
+
+    def _features(self, rows: np.ndarray) -> tuple[np.ndarray, BlankTail | None]:
+        if self.inked:
+            return self.inked.features(rows, self.batch_size)
+        return self.train.features(rows), None
+
+    def _prepared_chunks(self, order: np.ndarray, prefetch: bool):
+        """(rows, features) for each chunk in turn. With `prefetch`, the next chunk is
+        normalized in a background thread while this one trains: numpy releases the GIL for
+        that work, so it runs on the core that one-thread BLAS leaves idle (when BLAS runs
+        on both cores, that thread would only slow it)."""
+        if not prefetch:
+            for rows in self.chunks(order):
+                yield rows, self._features(rows)
+            return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            chunks = list(self.chunks(order))
+            pending = pool.submit(self._features, chunks[0]) if chunks else None
+            for number, rows in enumerate(chunks):
+                ready = pending.result()
+                if number + 1 < len(chunks):
+                    pending = pool.submit(self._features, chunks[number + 1])
+                yield rows, ready
+
+    def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
+        from threadpoolctl import threadpool_limits
+
+        threads = blas_threads(self.model.layers, self.batch_size)
+        learning_rate = self.optimizer.learning_rate
+        with (
+            threadpool_limits(threads, user_api="blas"),
+            self.inked.first_layer_reordered(self.model) if self.inked else nullcontext(),
+        ):
+            for rows, (X, blank) in self._prepared_chunks(order, prefetch=threads == 1):
+                y = self.train.y[rows]
+                if self.batch_size == 1:
+                    logits = sgd_per_sample(self.model, X, y, learning_rate)
+                else:
+                    logits = sgd_minibatches(
+                        self.model, X, y, self.batch_size, learning_rate, blank
+                    )
+                self.optimizer.steps += -(-len(y) // self.batch_size)
+                yield measured(self.model, logits, y)

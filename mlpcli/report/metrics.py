@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import Split
-from .losses import LOSSES
-from .model import MLP
+from ..data import Split
+from ..nn.losses import LOSSES
+from ..nn.model import MLP
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -1,11 +1,18 @@
 """Checkpoints: one .npz file, read without pickle.
 
-Format (version 1): arrays W1..WL float32 (fan_in, fan_out) and b1..bL float32 (fan_out,),
-and `meta`, a 0-d string array holding JSON with at least: format ("mlpcli-checkpoint"),
-version, layers, activation, activation_params, loss, normalization {mean, std}. Training adds
-init, dataset, classes, options, history, best_epoch, accuracies, created and mlpcli_version.
-The logits of a normalized input row x are computed as A_0 = x, A_l = f(A_{l-1} @ Wl + bl),
+Format (version 2, docs/checkpoint-format.md): arrays W1..WL float32 (fan_in, fan_out) and
+b1..bL float32 (fan_out,), the best epoch's weights, and `meta`, a 0-d string array holding
+JSON with at least: format ("mlpcli-checkpoint"), version, layers, activation,
+activation_params, loss, normalization {mean, std}. Training adds init, dataset, classes,
+options, history, best_epoch, accuracies, created and mlpcli_version. The logits of a
+normalized input row x are computed as A_0 = x, A_l = f(A_{l-1} @ Wl + bl),
 logits = A_{L-1} @ WL + bL.
+
+What resuming needs (version 2 only) sits beside them under names that start with "resume.":
+resume.W1.. and resume.b1.. (the weights at the end of the last completed epoch) and
+resume.optimizer.<buffer>.<i> (the optimizer's buffer for parameter i of W1, b1, W2, ...,
+with that parameter's shape) and resume.optimizer.steps; meta["resume"] holds the rest
+(training/state.py). Version 1 files, which lack them, still load for evaluate and predict.
 """
 
 from __future__ import annotations
@@ -13,34 +20,40 @@ from __future__ import annotations
 import json
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
-from .activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
-from .errors import CheckpointError
+from ..errors import CheckpointError
+from ..nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
+from ..nn.losses import LOSSES
+from ..nn.model import MLP
 from .files import atomic_write
-from .losses import LOSSES
-from .model import MLP
 
 FORMAT = "mlpcli-checkpoint"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+RESUME_PREFIX = "resume."
 
 
 @dataclass
 class Checkpoint:
     model: MLP
     meta: dict
+    resume: dict[str, np.ndarray] = field(default_factory=dict)  # names without "resume."
 
     @property
     def normalization(self) -> tuple[float, float]:
         return self.meta["normalization"]["mean"], self.meta["normalization"]["std"]
 
 
-def save_checkpoint(path: str | Path, model: MLP, meta: dict) -> None:
-    """Write atomically (see files.atomic_write): a crash leaves the old file or the new one."""
+def save_checkpoint(
+    path: str | Path, model: MLP, meta: dict, resume: dict[str, np.ndarray] | None = None
+) -> None:
+    """Write atomically (see files.atomic_write): a crash leaves the old file or the new one.
+    `resume` holds the arrays a resumed run needs, by name (training.RunState.arrays())."""
     if not all(np.isfinite(a).all() for a in model.weights + model.biases):
         raise CheckpointError(
             "refusing to save weights that hold NaN or inf; lower the learning rate and train again"
@@ -58,6 +71,7 @@ def save_checkpoint(path: str | Path, model: MLP, meta: dict) -> None:
     }
     arrays = {f"W{i}": W for i, W in enumerate(model.weights, 1)}
     arrays |= {f"b{i}": b for i, b in enumerate(model.biases, 1)}
+    arrays |= {RESUME_PREFIX + name: a for name, a in (resume or {}).items()}
     try:
         with atomic_write(Path(path)) as file:
             np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
@@ -83,11 +97,12 @@ def _read_meta(path: Path, npz) -> dict:
         raise _bad(path, f"'meta' is not valid JSON ({exc.msg})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise _bad(path, f"'meta' does not say format {FORMAT!r}")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise _bad(
             path,
-            f"format version {meta.get('version')!r} is not {VERSION}, the one this "
-            "mlpcli reads; use the mlpcli version that wrote it, or train again",
+            f"format version {meta.get('version')!r} is not one this mlpcli reads "
+            f"({', '.join(map(str, READABLE_VERSIONS))}); use the mlpcli version that wrote it, "
+            "or train again",
         )
     return meta
 
@@ -114,25 +129,58 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
     return layers
 
 
-def _read_params(path: Path, npz, layers: list[int]) -> tuple[list, list]:
-    weights, biases = [], []
+def _param_shapes(layers: list[int]) -> dict[str, tuple[int, ...]]:
+    """W1, b1, W2, b2, ... in that order, with their shapes."""
+    shapes = {}
     for i, (fan_in, fan_out) in enumerate(pairwise(layers), 1):
-        for name, shape, bucket in (
-            (f"W{i}", (fan_in, fan_out), weights),
-            (f"b{i}", (fan_out,), biases),
-        ):
-            if name not in npz.files:
-                raise _bad(path, f"array {name} is missing")
-            array = npz[name]
-            if array.shape != shape or array.dtype != np.float32:
-                raise _bad(path, f"{name} is {array.dtype} {array.shape}, expected float32 {shape}")
-            if not np.isfinite(array).all():
-                raise _bad(path, f"{name} holds NaN or inf")
-            bucket.append(array)
-    extra = set(npz.files) - {"meta"} - {f"{p}{i}" for p in "Wb" for i in range(1, len(layers))}
+        shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+    return shapes
+
+
+def _read_array(path: Path, npz, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
+    if name not in npz.files:
+        raise _bad(path, f"array {name} is missing")
+    array = npz[name]
+    if array.shape != shape or array.dtype != dtype:
+        raise _bad(
+            path, f"{name} is {array.dtype} {array.shape}, expected {np.dtype(dtype)} {shape}"
+        )
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise _bad(path, f"{name} holds NaN or inf")
+    return array
+
+
+def _read_params(path: Path, npz, layers: list[int]) -> tuple[list, list]:
+    shapes = _param_shapes(layers)
+    arrays = {name: _read_array(path, npz, name, shape) for name, shape in shapes.items()}
+    extra = set(npz.files) - {"meta"} - set(shapes)
+    extra = {name for name in extra if not name.startswith(RESUME_PREFIX)}
     if extra:
         raise _bad(path, f"unexpected arrays {sorted(extra)} (more layers than 'layers' says?)")
-    return weights, biases
+    return [a for n, a in arrays.items() if n[0] == "W"], [
+        a for n, a in arrays.items() if n[0] == "b"
+    ]
+
+
+def _read_resume(path: Path, npz, layers: list[int]) -> dict[str, np.ndarray]:
+    """The arrays under "resume.", each checked against the shape `layers` gives it."""
+    shapes = _param_shapes(layers)
+    by_index = list(shapes.values())
+    resume = {}
+    for stored in (n for n in npz.files if n.startswith(RESUME_PREFIX)):
+        name = stored.removeprefix(RESUME_PREFIX)
+        if name in shapes:
+            resume[name] = _read_array(path, npz, stored, shapes[name])
+        elif name == "optimizer.steps":
+            resume[name] = _read_array(path, npz, stored, (), np.int64)
+        else:
+            buffer, _, index = name.removeprefix("optimizer.").rpartition(".")
+            if not (name.startswith("optimizer.") and buffer and index.isdigit()) or int(
+                index
+            ) >= len(by_index):
+                raise _bad(path, f"unexpected array {stored}")
+            resume[name] = _read_array(path, npz, stored, by_index[int(index)])
+    return resume
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -150,6 +198,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             meta = _read_meta(path, npz)
             layers = _check_meta(path, meta)
             weights, biases = _read_params(path, npz, layers)
+            resume = _read_resume(path, npz, layers) if meta["version"] >= 2 else {}
     except CheckpointError:
         raise
     # zipfile raises NotImplementedError for unsupported methods, RuntimeError for encryption
@@ -167,4 +216,4 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise _bad(path, f"it cannot be read as .npz ({reason})") from None
     slope = float((meta.get("activation_params") or {}).get("slope", DEFAULT_LEAKY_SLOPE))
     model = MLP(weights, biases, meta["activation"], meta["loss"], slope)
-    return Checkpoint(model, meta)
+    return Checkpoint(model, meta, resume)

@@ -9,9 +9,10 @@ where the last, rank-one, step is deferred as a shift shared by every row of W. 
 says how; the result is the NumPy engine's step to rounding (tests/test_sparse_sgd.py).
 
 It takes uint8 pixels with their normalization, cross-entropy, any batch size (1 is
-per-sample SGD), and any depth and hidden activation; everything else trains on the NumPy
-engine, which stays the reference: `mlp train --engine numpy` runs it alone. When the
-extension was not built (no C compiler at install), the NumPy engine does everything.
+per-sample SGD), and any depth and hidden activation, with plain SGD's steps: the shared
+shift above holds because plain SGD's update is linear in the gradient. Other options train
+on another engine (why_not says which fail). When the extension was not built (no C
+compiler at install), the NumPy engines do everything.
 
 Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,) and values
 `pixels` (nnz,) row after row, row r's between rowptr[r] and rowptr[r + 1] (N + 1,).
@@ -20,12 +21,15 @@ Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,)
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from .data import Split, normalization_coefficients
-from .model import MLP
+from ..data import Split, normalization_coefficients
+from ..nn.model import MLP
+from .base import Engine, StepOptions
+from .base import Trained as ChunkFigures
 
 try:
     from . import _sparse_sgd
@@ -33,24 +37,12 @@ except ImportError:  # built without a C compiler: the NumPy engine alone
     _sparse_sgd = None
 
 ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
+MAX_LAYERS = 16  # as in the C file: layers of weights
 
 
 def available() -> bool:
     """Whether the compiled step was built with this install."""
     return _sparse_sgd is not None
-
-
-def unsupported(activation: str, loss: str) -> str | None:
-    """Why the compiled step cannot train with these options, or None if it can. It also
-    needs uint8 pixels with a normalization (MNIST's Split): see takes(). Any batch size
-    will do."""
-    if not available():
-        return "it was not built with this install (no C compiler, or its build failed)"
-    if loss != "cross-entropy":
-        return f"it has the cross-entropy loss only, not {loss}"
-    if activation not in ACTIVATION_CODES:
-        return f"it has no {activation} activation"
-    return None
 
 
 def takes(split: Split) -> bool:
@@ -137,3 +129,45 @@ def sgd_minibatches_on_ink(
         threads,
     )
     return Trained(logits, loss_sum / len(rows), correct)
+
+
+class CompiledEngine(Engine):
+    """sgd_minibatches_on_ink a chunk at a time, on every CPU this process may use."""
+
+    name = "compiled"
+
+    def __init__(self, model, optimizer, dropout, train, batch_size):
+        super().__init__(model, optimizer, dropout, train, batch_size)
+        self.ink = InkPixels.of(train)
+
+    @staticmethod
+    def why_not(step: StepOptions, train: Split | None = None) -> str | None:
+        if not available():
+            return "it was not built with this install (no C compiler, or its build failed)"
+        if step.loss != "cross-entropy":
+            return f"it has the cross-entropy loss only, not {step.loss}"
+        if step.activation not in ACTIVATION_CODES:
+            return f"it has no {step.activation} activation"
+        if step.depth > MAX_LAYERS:
+            return f"it takes at most {MAX_LAYERS} layers of weights, not {step.depth}"
+        extras = step.beyond_plain_sgd()
+        if extras:
+            return f"it takes plain SGD steps only, without {extras}"
+        if train is not None and not takes(train):
+            return "it reads uint8 pixels with their normalization, not these features"
+        return None
+
+    def run_epoch(self, order: np.ndarray) -> Iterator[ChunkFigures]:
+        threads = usable_cpus()
+        for rows in self.chunks(order):
+            trained = sgd_minibatches_on_ink(
+                self.model,
+                self.ink,
+                rows,
+                self.train.y[rows],
+                self.batch_size,
+                self.optimizer.learning_rate,
+                threads,
+            )
+            self.optimizer.steps += -(-len(rows) // self.batch_size)
+            yield ChunkFigures(len(rows), trained.loss, trained.correct)

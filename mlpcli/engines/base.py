@@ -1,0 +1,110 @@
+"""What every engine offers the training loop, and what they share.
+
+An engine trains a model for one epoch, a chunk of samples at a time, taking exactly the
+steps of the reference (nn.model.train_step with an nn.optim optimizer): the fast ones may
+fuse and reorder the arithmetic, never change it. `why_not(step, train)` says why an engine
+cannot take a set of options, or None when it can: `--engine auto` takes the fastest engine
+that can, and naming an engine that cannot is refused with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import ClassVar
+
+import numpy as np
+
+from ..data import Split
+from ..nn.dropout import Dropout
+from ..nn.losses import LOSSES
+from ..nn.model import MLP
+from ..nn.optim import Optimizer
+
+CHUNK_SAMPLES = 2048  # samples normalized at a time: a few MB of float32, not the whole split
+# One BLAS thread below this many multiply-adds per layer product: OpenBLAS's second thread
+# costs more than it gives on small products and pays on large ones (docs/performance.md).
+ONE_THREAD_BELOW = 10_000_000
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """The options that decide what one training step computes."""
+
+    activation: str = "relu"
+    loss: str = "cross-entropy"
+    optimizer: str = "sgd"
+    weight_decay: float = 0.0
+    max_norm: float = 0.0
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    depth: int = 2  # layers of weights
+
+    def beyond_plain_sgd(self) -> str | None:
+        """What of these options plain SGD (theta -= lr * gradient) does not cover, or None."""
+        extras = [
+            f"--optimizer {self.optimizer}" if self.optimizer != "sgd" else "",
+            "--weight-decay" if self.weight_decay else "",
+            "--max-norm" if self.max_norm else "",
+            "--dropout" if self.dropout else "",
+            "--input-dropout" if self.input_dropout else "",
+        ]
+        extras = [e for e in extras if e]
+        return ", ".join(extras) or None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a chunk's rows gave as they were trained on, each measured before its step."""
+
+    rows: int
+    loss: float  # mean loss of the rows; NaN or inf when training diverged
+    correct: int  # rows whose logits' argmax is their label
+
+
+def measured(model: MLP, logits: np.ndarray, y: np.ndarray) -> Trained:
+    """Trained figures of the logits (n, k) that the rows y (n,) had when trained on."""
+    loss = LOSSES[model.loss].value(logits, y)
+    return Trained(len(y), loss, int((logits.argmax(axis=1) == y).sum()))
+
+
+def blas_threads(layers: list[int], batch_size: int) -> int | None:
+    """The BLAS thread limit for training `layers` at `batch_size`; None leaves BLAS's own."""
+    largest = max(batch_size * fan_in * fan_out for fan_in, fan_out in pairwise(layers))
+    return 1 if largest < ONE_THREAD_BELOW else None
+
+
+class Engine:
+    """Trains `model` in place with `optimizer` (and `dropout`) on `train`, in batches of
+    `batch_size` rows (the last of an epoch may be short)."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        model: MLP,
+        optimizer: Optimizer,
+        dropout: Dropout | None,
+        train: Split,
+        batch_size: int,
+    ):
+        self.model, self.optimizer, self.dropout = model, optimizer, dropout
+        self.train, self.batch_size = train, batch_size
+
+    @staticmethod
+    def why_not(step: StepOptions, train: Split | None = None) -> str | None:
+        """Why this engine cannot train with `step` (on `train`, when given), or None."""
+        raise NotImplementedError
+
+    def chunks(self, order: np.ndarray) -> Iterator[np.ndarray]:
+        """The rows of `order` a chunk at a time: whole batches of about CHUNK_SAMPLES rows."""
+        chunk = max(1, CHUNK_SAMPLES // self.batch_size) * self.batch_size
+        for start in range(0, len(order), chunk):
+            yield order[start : start + chunk]
+
+    def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
+        """Train on the rows `order` (a permutation of the split's rows) and yield each
+        chunk's figures as it is done, so the caller can report progress and stop between
+        chunks. The learning rate is the optimizer's."""
+        raise NotImplementedError
