@@ -187,9 +187,9 @@ def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
     for name, value in changes.items():
         if name not in RESUMABLE_CHANGES and value != getattr(config, name):
             raise ConfigError(
-                f"--{name.replace('_', '-')} {value} conflicts with the run being resumed, "
-                f"which has {getattr(config, name)}; leave it out, or start a new run "
-                f"(a resumed run may change only {', '.join(RESUMABLE_CHANGES)})"
+                f"--{name.replace('_', '-')} {_typed(value)} conflicts with the run being "
+                f"resumed, which has {_typed(getattr(config, name))}; leave it out, or start a "
+                f"new run (a resumed run may change only {', '.join(RESUMABLE_CHANGES)})"
             )
         setattr(config, name, value)
     done = int(meta["resume"]["epoch"])
@@ -206,6 +206,11 @@ def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
         )
     config.validate()
     return config
+
+
+def _typed(value) -> str:
+    """An option's value as it is typed on the command line."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _run_state(config: TrainConfig, resume: Checkpoint | None) -> RunState:

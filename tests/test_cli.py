@@ -84,6 +84,22 @@ def test_existing_checkpoint_is_never_silently_replaced(trained):
         (["--activation", "swish"], "--activation"),
         (["--init", "ones"], "--init"),
         (["--loss", "hinge"], "--loss"),
+        (["--seed", "-1"], "--seed"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--dropout", "1"], "--dropout"),
+        (["--dropout", "-0.1"], "--dropout"),
+        (["--input-dropout", "1.5"], "--input-dropout"),
+        (["--weight-decay", "-0.01"], "--weight-decay"),
+        (["--momentum", "1"], "--momentum"),
+        (["--beta1", "1"], "--beta1"),
+        (["--beta2", "-0.5"], "--beta2"),
+        (["--eps", "0"], "--eps"),
+        (["--max-norm", "-1"], "--max-norm"),
+        (["--schedule", "exponential"], "--schedule"),
+        (["--lr-factor", "1"], "--lr-factor"),
+        (["--warmup-epochs", "5", "--epochs", "5"], "warmup_epochs 5 must be fewer"),
+        (["--schedule", "plateau", "--lr-patience", "5"], "lr_patience 5 must be below patience"),
+        (["--engine", "numpy", "--optimizer", "adam"], "--engine numpy cannot train this"),
     ],
 )
 def test_bad_options_are_usage_errors_and_write_nothing(tiny_mnist, tmp_path, args, message):
@@ -137,6 +153,10 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
             {"layers": [784, 30, 10], "activation": "sigmoid", "loss": "mse", "batch_size": 10},
         ),
         ("wide", {"layers": [784, 800, 10]}),
+        (
+            "regularized",
+            {"optimizer": "momentum", "dropout": 0.5, "schedule": "cosine", "patience": 0},
+        ),
     ],
 )
 def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):

@@ -1,0 +1,45 @@
+"""The package's architecture, kept: the reference math stands alone."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mlpcli"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, relative imports resolved against the package."""
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = parts[: len(parts) - node.level]
+                found.add(".".join(base + ([node.module] if node.module else [])))
+            else:
+                found.add(node.module)
+    return found
+
+
+def test_the_reference_math_imports_nothing_from_the_engines_or_above():
+    for path in (PACKAGE / "nn").glob("*.py"):
+        for module in imported_modules(path):
+            assert module.startswith(
+                (
+                    "mlpcli.nn",
+                    "numpy",
+                    "__future__",
+                    "collections",
+                    "dataclasses",
+                    "itertools",
+                    "math",
+                    "typing",
+                )
+            ), f"{path.name} imports {module}: mlpcli/nn must stay readable alone"
+
+
+def test_only_the_cli_imports_click():
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "cli.py":
+            assert "click" not in imported_modules(path), path

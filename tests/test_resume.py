@@ -1,0 +1,158 @@
+"""mlp train --resume: a run stopped and resumed ends where it would have ended unstopped."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mlpcli import load_checkpoint
+from mlpcli.cli import cli
+from mlpcli.training import loop as training_loop
+
+QUICK = ["--validation-size", "100", "--layers", "784,16,10", "--quiet", "--batch-size", "32"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_same_run(a_path, b_path):
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a.meta["best_epoch"] == b.meta["best_epoch"]
+    assert [h["validation_loss"] for h in a.meta["history"]] == pytest.approx(
+        [h["validation_loss"] for h in b.meta["history"]], rel=1e-5
+    )
+    for x, y in zip(a.model.params, b.model.params, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+    for name, array in a.resume.items():
+        np.testing.assert_allclose(array, b.resume[name], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        [],  # plain SGD: the compiled step where it was built
+        ["--optimizer", "adam", "--lr", "0.003", "--dropout", "0.3", "--input-dropout", "0.1"],
+        ["--optimizer", "nesterov", "--weight-decay", "1e-3", "--max-norm", "2"],
+        ["--optimizer", "momentum", "--schedule", "plateau", "--lr-patience", "0"],
+        ["--optimizer", "adamw", "--lr", "0.003", "--schedule", "step", "--lr-step-epochs", "1"],
+    ],
+)
+def test_two_epochs_then_two_more_equal_four(tiny_mnist, tmp_path, recipe):
+    straight, paused = tmp_path / "straight.npz", tmp_path / "paused.npz"
+    assert run("train", *QUICK, *recipe, "--epochs", 4, "--out", straight).exit_code == 0
+    assert run("train", *QUICK, *recipe, "--epochs", 2, "--out", paused).exit_code == 0
+    assert load_checkpoint(paused).meta["resume"]["epoch"] == 2
+    result = run("train", "--resume", paused, "--epochs", 4, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert f"saved {paused}" in result.stdout  # the resumed file goes on
+    assert_same_run(straight, paused)
+    assert len(load_checkpoint(paused).meta["history"]) == 4
+
+
+def test_a_run_stopped_with_ctrl_c_resumes(tiny_mnist, tmp_path, monkeypatch):
+    recipe = ["--optimizer", "adam", "--lr", "0.003", "--dropout", "0.3", "--epochs", 4]
+    straight, stopped = tmp_path / "straight.npz", tmp_path / "stopped.npz"
+    assert run("train", *QUICK, *recipe, "--out", straight).exit_code == 0
+    real, epochs = training_loop._run_epoch, []
+
+    def interrupted_in_epoch_three(*args, **kwargs):
+        epochs.append(1)
+        if len(epochs) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training_loop, "_run_epoch", interrupted_in_epoch_three)
+    assert run("train", *QUICK, *recipe, "--out", stopped).exit_code == 130
+    monkeypatch.setattr(training_loop, "_run_epoch", real)
+    assert load_checkpoint(stopped).meta["resume"]["epoch"] == 2
+    assert run("train", "--resume", stopped, "--quiet").exit_code == 0  # --epochs 4 as saved
+    assert_same_run(straight, stopped)
+
+
+@pytest.fixture
+def paused(tiny_mnist, tmp_path):
+    path = tmp_path / "paused.npz"
+    assert run("train", *QUICK, "--epochs", 2, "--patience", 2, "--out", path).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", "2"], "give --epochs above 2"),
+        (["--epochs", "5", "--lr", "0.5"], "--lr 0.5 conflicts with the run being resumed"),
+        (["--epochs", "5", "--optimizer", "adam"], "--optimizer adam conflicts"),
+        (["--epochs", "5", "--layers", "784,8,10"], "--layers 784,8,10 conflicts"),
+    ],
+)
+def test_resume_refuses_conflicts_and_writes_nothing(paused, args, message):
+    before = paused.read_bytes()
+    result = run("train", "--resume", paused, *args)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert "Traceback" not in result.output and paused.read_bytes() == before
+
+
+def test_resume_may_change_epochs_patience_and_engine(paused, tmp_path):
+    out = tmp_path / "more.npz"
+    args = ["--epochs", 3, "--patience", 4, "--engine", "reference", "--out", out, "-q"]
+    result = run("train", "--resume", paused, *args)
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out).meta["options"]["patience"] == 4
+    assert load_checkpoint(out).meta["engine"] == "reference"
+
+
+def test_resume_refuses_a_version_1_checkpoint(paused, tmp_path):
+    old = tmp_path / "v1.npz"
+    with np.load(paused) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("resume.")}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["version"] = 1
+    del meta["resume"]
+    np.savez(old, meta=np.array(json.dumps(meta)), **arrays)
+    assert load_checkpoint(old).model.layers == [784, 16, 10]  # still loads for predict
+    result = run("train", "--resume", old, "--epochs", 5)
+    assert result.exit_code == 2 and "holds no resume state" in result.stderr
+
+
+def test_resume_refuses_other_data(paused, tmp_path, monkeypatch):
+    import gzip
+
+    from conftest import idx_bytes
+
+    from mlpcli.data import mnist as mnist_module
+
+    name = mnist_module.MNIST_FILES["train-images"][0]
+    folder = paused.parent / "tiny-mnist"
+    images = np.full((600, 28, 28), 7, np.uint8)  # other pixels, other statistics
+    raw = idx_bytes(images)
+    (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+    import hashlib
+
+    files = dict(mnist_module.MNIST_FILES)
+    files["train-images"] = (name, hashlib.sha256(raw).hexdigest())
+    monkeypatch.setattr(mnist_module, "MNIST_FILES", files)
+    before = paused.read_bytes()
+    result = run("train", "--resume", paused, "--epochs", 4, "-q")
+    assert result.exit_code == 1 and "no longer matches" in result.stderr, result.output
+    assert paused.read_bytes() == before
+
+
+def test_resume_refuses_a_run_that_stopped_early_unless_patience_grows(tiny_mnist, tmp_path):
+    out = tmp_path / "early.npz"
+    args = [*QUICK, "--epochs", 30, "--patience", 1, "--min-delta", 10, "--out", out]
+    assert run("train", *args).exit_code == 0
+    meta = load_checkpoint(out).meta
+    assert meta["stopped_early"], "the run was meant to stop early"
+    result = run("train", "--resume", out, "--epochs", 40)
+    assert result.exit_code == 2 and "larger --patience" in result.stderr
+    done = meta["resume"]["epoch"]
+    result = run("train", "--resume", out, "--epochs", done + 1, "--patience", 0, "-q")
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_of_a_missing_file_is_one_line(tmp_path):
+    result = run("train", "--resume", tmp_path / "none.npz")
+    assert result.exit_code == 1 and "no checkpoint at" in result.stderr
+    assert "Traceback" not in result.output
