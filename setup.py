@@ -17,7 +17,7 @@ setup(
         Extension(
             "mlpcli.engines._sparse_sgd",
             ["mlpcli/engines/_sparse_sgd.c"],
-            extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast", "-Wno-psabi", *openmp],
+            extra_compile_args=["-O3", "-std=c11", "-ffp-contract=fast", "-fno-math-errno", "-Wno-psabi", *openmp],
             extra_link_args=openmp,
             optional=True,
         )

@@ -119,7 +119,7 @@ class TrainConfig:
         return self.init or default_init(self.activation)
 
     def step_options(self) -> StepOptions:
-        return self.fit_options().step_options(self.activation, self.loss, len(self.layers) - 1)
+        return self.fit_options().step_options(self.activation, self.loss, self.layers)
 
     def fit_options(self) -> FitOptions:
         shared = {f.name for f in fields(FitOptions)} - {"learning_rate"}

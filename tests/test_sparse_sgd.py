@@ -14,6 +14,7 @@ from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
 from mlpcli.errors import ConfigError
 from mlpcli.nn.losses import cross_entropy
 from mlpcli.nn.model import MLP
+from mlpcli.nn.optim import make_optimizer
 from mlpcli.training import FitOptions, fit
 
 STATS = (0.13, 0.31)  # an MNIST-like normalization (mean, std of pixel / 255)
@@ -34,6 +35,10 @@ def _digits(n: int, d: int = 784, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return pixels, rng.integers(0, 10, n)
 
 
+def _sgd(model, learning_rate):
+    return make_optimizer("sgd", model.params, learning_rate)
+
+
 def _both_engines(layers, activation, batch_size, threads, n=300):
     """The same steps by the NumPy engine on normalized rows (its per-sample path at batch
     size 1) and by the compiled one on the pixels: their logits and models."""
@@ -47,8 +52,9 @@ def _both_engines(layers, activation, batch_size, threads, n=300):
     else:
         expected = sgd_minibatches(reference, X, labels[rows], batch_size, learning_rate)
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
-    trained = sparse_sgd.sgd_minibatches_on_ink(
-        compiled, ink, rows, labels[rows], batch_size, learning_rate, threads
+    optimizer = make_optimizer("sgd", compiled.params, learning_rate)
+    trained = sparse_sgd.train_on_ink(
+        compiled, ink, rows, labels[rows], batch_size, optimizer, threads
     )
     return (trained, expected), (compiled, reference)
 
@@ -87,10 +93,10 @@ def test_the_chunks_loss_and_hits_are_those_of_its_logits():
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
     model = MLP.initialize([784, 64, 10], np.random.default_rng(0))
     rows = np.arange(200)
-    trained = sparse_sgd.sgd_minibatches_on_ink(model, ink, rows, labels, 16, 0.1, 1)
+    trained = sparse_sgd.train_on_ink(model, ink, rows, labels, 16, _sgd(model, 0.1), 1)
     assert trained.loss == pytest.approx(cross_entropy(trained.logits, labels), rel=1e-5)
     assert trained.correct == (trained.logits.argmax(axis=1) == labels).sum() > 0
-    diverged = sparse_sgd.sgd_minibatches_on_ink(model, ink, rows, labels, 8, 1e30, 1)
+    diverged = sparse_sgd.train_on_ink(model, ink, rows, labels, 8, _sgd(model, 1e30), 1)
     assert not np.isfinite(diverged.loss)  # what fit() stops on
 
 
@@ -127,7 +133,7 @@ def test_bad_indices_are_refused_before_anything_is_written():
     before = model.copy()
     for rows, y in ((np.array([0, 20]), labels[:2]), (np.array([0, 1]), np.array([0, 10]))):
         with pytest.raises(IndexError):
-            sparse_sgd.sgd_minibatches_on_ink(model, ink, rows, y, 2, 0.1, 1)
+            sparse_sgd.train_on_ink(model, ink, rows, y, 2, _sgd(model, 0.1), 1)
     np.testing.assert_array_equal(model.weights[0], before.weights[0])
 
 
@@ -148,11 +154,21 @@ def test_auto_picks_the_fastest_engine_that_takes_the_options():
         StepOptions(dropout=0.5),
         StepOptions(input_dropout=0.2),
     ):
-        assert choose_engine("auto", beyond, split).name == "reference"
+        expected = "reference" if beyond.input_dropout or not sparse_sgd.available() else compiled
+        assert choose_engine("auto", beyond, split).name == expected
+        assert choose_engine("auto", beyond, features).name == "reference"
         with pytest.raises(ConfigError, match="--engine numpy cannot train this: its fused"):
             choose_engine("numpy", beyond, split)
-    deep = StepOptions(depth=sparse_sgd.MAX_LAYERS + 1)
+    with pytest.raises(ConfigError, match="no --input-dropout|not built"):
+        choose_engine("compiled", StepOptions(input_dropout=0.2), split)
+    deep = StepOptions(layers=(784, *[16] * sparse_sgd.MAX_LAYERS, 10))
     assert choose_engine("auto", deep, split).name == "numpy"
+    with pytest.raises(ConfigError, match="at most 16 layers|not built"):
+        choose_engine("compiled", deep, split)
+    wide_above = StepOptions(layers=(784, 256, 256, 10))  # more weights above than ink x 256
+    assert choose_engine("auto", wide_above, split).name == "numpy"
+    if sparse_sgd.available():  # asked for by name, it trains all the same
+        assert choose_engine("compiled", wide_above, split).name == "compiled"
     with pytest.raises(ConfigError, match="cross-entropy loss only|not built"):
         choose_engine("compiled", StepOptions("relu", "mse"), split)
 
@@ -199,3 +215,77 @@ def test_cli_says_why_the_compiled_step_cannot_run(tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "--engine compiled cannot train this" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+RECIPES = {
+    "momentum": ("momentum", {"momentum": 0.9}, 0.05, 0.0, 0.0),
+    "momentum-per-sample": ("momentum", {"momentum": 0.9}, 0.002, 0.0, 0.0),
+    "nesterov-decay": ("nesterov", {"momentum": 0.8}, 0.05, 1e-3, 0.0),
+    "adam": ("adam", {}, 0.003, 0.0, 0.0),
+    "adam-decay": ("adam", {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6}, 0.003, 1e-3, 0.0),
+    "adamw": ("adamw", {}, 0.003, 0.05, 0.0),
+    "sgd-decay-max-norm": ("sgd", {}, 0.1, 1e-3, 1.5),
+    "momentum-max-norm": ("momentum", {}, 0.05, 0.0, 0.5),
+}
+
+
+def _engine_pair(recipe, layers, activation, batch_size, dropout):
+    """The reference engine and the compiled one on the same model, optimizer and masks."""
+    from mlpcli.engines.compiled import CompiledEngine
+    from mlpcli.engines.reference import ReferenceEngine
+    from mlpcli.nn.dropout import Dropout
+
+    name, settings, learning_rate, decay, max_norm = RECIPES[recipe]
+    pixels, labels = _digits(300)
+    split = Split(pixels, labels, STATS)
+    engines = []
+    for engine in (ReferenceEngine, CompiledEngine):
+        model = MLP.initialize(layers, np.random.default_rng(2), activation=activation)
+        optimizer = make_optimizer(name, model.params, learning_rate, decay, max_norm, **settings)
+        masks = Dropout(dropout, 0.0, np.random.default_rng(8)) if dropout else None
+        engines.append(engine(model, optimizer, masks, split, batch_size))
+    return engines
+
+
+@needs_build
+@pytest.mark.parametrize(
+    "recipe, layers, activation, batch_size, dropout",
+    [
+        ("momentum", [784, 64, 10], "relu", 64, 0.0),
+        ("nesterov-decay", [784, 300, 10], "relu", 32, 0.0),  # two threads, 300 not /16
+        ("momentum", [784, 100, 30, 10], "tanh", 50, 0.0),  # depth, a short last batch
+        ("adam", [784, 100, 30, 10], "relu", 50, 0.0),
+        ("adam-decay", [784, 130, 10], "leaky-relu", 64, 0.5),
+        ("adamw", [784, 64, 32, 10], "relu", 40, 0.3),
+        ("adamw", [784, 40, 20, 10], "sigmoid", 17, 0.2),  # dropout with f' from Z
+        ("sgd-decay-max-norm", [784, 200, 10], "relu", 64, 0.0),
+        ("momentum-max-norm", [784, 64, 10], "relu", 64, 0.5),
+        ("momentum-per-sample", [784, 64, 10], "relu", 1, 0.0),
+        ("adam", [784, 10], "relu", 32, 0.0),  # no hidden layer
+    ],
+)
+def test_compiled_step_takes_the_references_steps(recipe, layers, activation, batch_size, dropout):
+    """Step for step, to float32 rounding. Adam divides each gradient by its own running
+    size, so a weight whose gradient is mostly rounding (saturated tanh units: sums that
+    cancel) can move by a good part of lr in either engine; the cases use ReLU with Adam."""
+    reference, compiled = _engine_pair(recipe, layers, activation, batch_size, dropout)
+    order = np.random.default_rng(1).permutation(300)[:293]
+    for _ in range(2):  # the second epoch starts from the first's buffers and step count
+        figures = [list(engine.run_epoch(order)) for engine in (reference, compiled)]
+        for a, b in zip(*figures, strict=True):
+            assert a.rows == b.rows and abs(a.correct - b.correct) <= 2
+            assert a.loss == pytest.approx(b.loss, rel=1e-4, abs=1e-5)
+    for mine, theirs in zip(compiled.model.params, reference.model.params, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=2e-5)
+    for name, buffers in reference.optimizer.buffers.items():
+        for mine, theirs in zip(compiled.optimizer.buffers[name], buffers, strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-6)
+    assert compiled.optimizer.steps == reference.optimizer.steps > 0
+    start = MLP.initialize(layers, np.random.default_rng(2), activation=activation)
+    moved = [
+        np.abs(a - b).max() for a, b in zip(compiled.model.weights, start.weights, strict=True)
+    ]
+    assert min(moved) > 1e-4  # every layer trained
+    if RECIPES[recipe][4]:
+        for W in compiled.model.weights:
+            assert np.linalg.norm(W, axis=0).max() <= RECIPES[recipe][4] * (1 + 1e-5)

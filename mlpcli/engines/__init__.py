@@ -30,15 +30,17 @@ def choose_engine(wanted: str, step: StepOptions, train: Split | None = None) ->
         if reason is not None:
             raise ConfigError(f"--engine {wanted} cannot train this: {reason}; use --engine auto")
         return ENGINES[wanted]
-    return next(engine for engine in ENGINES.values() if engine.why_not(step, train) is None)
+    passed_over = fallback_reasons(step, train)
+    return next(engine for name, engine in ENGINES.items() if name not in passed_over)
 
 
 def fallback_reasons(step: StepOptions, train: Split | None = None) -> dict[str, str]:
-    """Why each engine faster than the one `auto` takes was passed over, by name."""
+    """Why `auto` passes over each engine faster than the one it takes, by name: one that
+    cannot train `step`, or one that would be slower on it than the next."""
     reasons = {}
     for name, engine in ENGINES.items():
-        reason = engine.why_not(step, train)
-        if reason is None:
+        reason = engine.why_not(step, train) or engine.why_slow(step)
+        if reason is None or name == "reference":
             break
         reasons[name] = reason
     return reasons

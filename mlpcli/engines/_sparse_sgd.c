@@ -1,6 +1,7 @@
-/* Mini-batch SGD that skips the blank pixels: the compiled step behind mlpcli/sparse_sgd.py.
+/* Mini-batch training that skips the blank pixels: the compiled step behind
+ * mlpcli/engines/compiled.py.
  *
- * The math is that of mlpcli/sgd.py and model.py (read those first); only the first layer's
+ * The math is that of mlpcli/nn (model.py, optim.py: read those first); only the first layer's
  * two products change. An MNIST image is mostly blank paper: about 150 of its 784 pixels
  * hold ink. With x = s + v (v the normalized value of a blank pixel, s the ink, zero on
  * blank paper) and the first layer's W kept as Ws - 1 c^T (c a shift shared by every row),
@@ -8,6 +9,13 @@
  *     W -= x^T dZ  is  Ws -= s^T dZ (ink rows only),  c += v sum_i dZ_i
  * so both products touch only the inked rows of W. colsum(Ws) is kept up to date by
  * colsum -= sum_i sum(s_i) dZ_i, and Ws - 1 c^T is written back into W at the end.
+ *
+ * That shared shift holds for plain SGD alone, whose step is linear in the gradient. Every
+ * other optimizer (and weight decay, and max-norm) takes the dense path: W's gradient is
+ *     dW = s^T dZ + v 1 (1^T dZ)      (row p: the ink's part, if p is inked, plus v sum_i dZ_i)
+ * and every row of W takes the optimizer's step with it (optimize()), colsum(W) summed anew
+ * as the rows are written. Hidden dropout multiplies each A_l by the mask Python drew (so
+ * that the masks are the reference's), and the gradient below it by the same mask.
  *
  * Shapes (row-major float32): W_l (fan_in, fan_out), b_l (fan_out,), logits (n, k). Layers
  * above the first also keep W_l^T (fan_out, fan_in) for the call, so that every inner loop
@@ -49,6 +57,7 @@ typedef struct {
     float scale, blank;
     int activation;
     float slope;
+    const float *masks[MAX_LAYERS]; /* masks[l] (n, size[l]) for hidden layer l, or NULL */
 } Inputs;
 
 typedef struct {
@@ -201,6 +210,77 @@ INLINE void ink_update(const Inputs *in, int64_t first, int64_t rows, const Colu
     }
 }
 
+/* ---- optimizers (optim.py) ---- */
+
+enum { PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW };
+
+typedef struct { /* the optimizer as Python gave it */
+    int kind;
+    double lr, momentum, beta1, beta2, eps, decay, max_norm;
+    int64_t steps; /* taken before this chunk: Adam's t counts on from it */
+} Optim;
+
+typedef struct { /* one step's constants, in float32 as optim.py computes them */
+    int kind;
+    float lr, mu, keep1, beta2, keep2, eps, decay, step_size, root2, shrink;
+} Rule;
+
+/* The constants of step t (1-based) of `o`. */
+static Rule rule_of(const Optim *o, int64_t t) {
+    Rule r = {.kind = o->kind, .lr = (float)o->lr, .mu = (float)o->momentum,
+              .keep1 = (float)(1 - o->beta1), .beta2 = (float)o->beta2,
+              .keep2 = (float)(1 - o->beta2), .eps = (float)o->eps, .decay = (float)o->decay,
+              .shrink = 1};
+    if (o->kind == ADAM || o->kind == ADAMW) {
+        r.step_size = (float)(o->lr / (1 - pow(o->beta1, (double)t)));
+        r.root2 = (float)sqrt(1 - pow(o->beta2, (double)t));
+    }
+    if (o->kind == ADAMW) r.shrink = (float)(1 - o->lr * o->decay), r.decay = 0;
+    return r;
+}
+
+/* p -= the step for gradient g, elementwise over `count` floats; m and s are the optimizer's
+ * buffers for p (velocity, or Adam's mean and mean square). One loop per kind: each
+ * vectorizes. */
+INLINE void optimize(const Rule *r, float *restrict p, const float *restrict g,
+                     float *restrict m, float *restrict s, int64_t count) {
+    float lr = r->lr, mu = r->mu, decay = r->decay;
+    switch (r->kind) {
+    case SGD:
+        for (int64_t j = 0; j < count; j++) p[j] -= lr * (g[j] + decay * p[j]);
+        break;
+    case MOMENTUM:
+        for (int64_t j = 0; j < count; j++) {
+            float v = m[j] * mu + (g[j] + decay * p[j]);
+            m[j] = v, p[j] -= lr * v;
+        }
+        break;
+    case NESTEROV:
+        for (int64_t j = 0; j < count; j++) {
+            float gj = g[j] + decay * p[j], v = m[j] * mu + gj;
+            m[j] = v, p[j] -= lr * (gj + mu * v);
+        }
+        break;
+    default: { /* ADAM, ADAMW: decay is 0 for ADAMW, whose shrink is 1 - lr wd */
+        float keep1 = r->keep1, beta2 = r->beta2, keep2 = r->keep2, eps = r->eps;
+        float step_size = r->step_size, root2 = r->root2, shrink = r->shrink;
+        for (int64_t j = 0; j < count; j++) {
+            float pj = p[j] * shrink, gj = g[j] + decay * p[j];
+            float mj = m[j] + keep1 * (gj - m[j]), sj = s[j] * beta2 + keep2 * gj * gj;
+            m[j] = mj, s[j] = sj;
+            p[j] = pj - step_size * (mj / (sqrtf(sj) / root2 + eps));
+        }
+    }
+    }
+}
+
+/* The factor that brings a column of squared norm `squares` back to max_norm (1 if shorter),
+ * as optim.limit_unit_norms computes it. */
+INLINE float norm_factor(float squares, float max_norm) {
+    float norm = sqrtf(squares), factor = max_norm / (norm > 1e-12f ? norm : 1e-12f);
+    return factor < 1 ? factor : 1;
+}
+
 /* ---- dense layers ---- */
 
 INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int64_t n) {
@@ -215,6 +295,7 @@ INLINE void axpy(float alpha, const float *restrict x, float *restrict y, int64_
 typedef struct {
     int64_t fi, fo, sa, sz;
     float *W, *WT, *b;
+    float *m, *s, *bm, *bs; /* the optimizer's buffers for WT (fo, sa) and b (sz), or NULL */
 } Dense;
 
 #define ROWS_TOGETHER 8 /* rows summed side by side: one sum alone waits on each add */
@@ -259,9 +340,10 @@ INLINE void dense_gradient_block(int nv, const Dense *layer, const float *dZ, in
 }
 
 /* WT[:, j0:j0+nv*LANES] -= (A^T dZ)^T, a row of WT at a time in registers, and the same
- * values into W's rows j0.. so that the two stay mirrors. */
+ * values into W's rows j0.. so that the two stay mirrors. With `rule`, (A^T dZ)^T is the
+ * gradient the optimizer steps with instead (dZ then holds dL/dZ, not lr times it). */
 INLINE void dense_update_block(int nv, Dense *layer, const float *A, const float *dZ,
-                               int64_t rows, int64_t j0) {
+                               int64_t rows, int64_t j0, const Rule *rule) {
     float *W = layer->W, *WT = layer->WT;
     int64_t fi = layer->fi, fo = layer->fo, sa = layer->sa, sz = layer->sz;
     int64_t j_end = j0 + nv * LANES < fi ? j0 + nv * LANES : fi;
@@ -272,15 +354,34 @@ INLINE void dense_update_block(int nv, Dense *layer, const float *A, const float
             for (int q = 0; q < nv; q++) acc[q] += g * load(A + i * sa + j0 + q * LANES);
         }
         float *row = WT + o * sa;
-        for (int q = 0; q < nv; q++)
-            store(row + j0 + q * LANES, load(row + j0 + q * LANES) - acc[q]);
+        if (rule) {
+            float gradient[4 * LANES];
+            for (int q = 0; q < nv; q++) store(gradient + q * LANES, acc[q]);
+            optimize(rule, row + j0, gradient, layer->m + o * sa + j0, layer->s + o * sa + j0,
+                     j_end - j0);
+        } else {
+            for (int q = 0; q < nv; q++)
+                store(row + j0 + q * LANES, load(row + j0 + q * LANES) - acc[q]);
+        }
         for (int64_t j = j0; j < j_end; j++) W[j * sz + o] = row[j];
     }
 }
 
-/* dA = dZ W^T with W as it is, then W -= A^T dZ and b -= sum_i dZ_i. */
+/* Each column of W (row of WT) longer than max_norm scaled back to it, in both copies. */
+static void dense_limit_norms(Dense *layer, float max_norm) {
+    for (int64_t o = 0; o < layer->fo; o++) {
+        float *row = layer->WT + o * layer->sa, squares = 0;
+        for (int64_t j = 0; j < layer->fi; j++) squares += row[j] * row[j];
+        float factor = norm_factor(squares, max_norm);
+        for (int64_t j = 0; j < layer->fi; j++)
+            layer->W[j * layer->sz + o] = row[j] *= factor;
+    }
+}
+
+/* dA = dZ W^T with W as it is, then W -= A^T dZ and b -= sum_i dZ_i (with `rule`, the
+ * optimizer's steps for those gradients). */
 INLINE void dense_backward(Dense *layer, const float *A, const float *dZ, int64_t rows,
-                           float *dA) {
+                           float *dA, const Rule *rule) {
     int64_t j0 = 0;
     for (; j0 + 4 * LANES <= layer->sa; j0 += 4 * LANES)
         dense_gradient_block(4, layer, dZ, rows, j0, dA);
@@ -290,16 +391,23 @@ INLINE void dense_backward(Dense *layer, const float *A, const float *dZ, int64_
     case 1: dense_gradient_block(1, layer, dZ, rows, j0, dA);
     }
     for (j0 = 0; j0 + 4 * LANES <= layer->sa; j0 += 4 * LANES)
-        dense_update_block(4, layer, A, dZ, rows, j0);
+        dense_update_block(4, layer, A, dZ, rows, j0, rule);
     switch ((layer->sa - j0) / LANES) {
-    case 3: dense_update_block(3, layer, A, dZ, rows, j0); break;
-    case 2: dense_update_block(2, layer, A, dZ, rows, j0); break;
-    case 1: dense_update_block(1, layer, A, dZ, rows, j0);
+    case 3: dense_update_block(3, layer, A, dZ, rows, j0, rule); break;
+    case 2: dense_update_block(2, layer, A, dZ, rows, j0, rule); break;
+    case 1: dense_update_block(1, layer, A, dZ, rows, j0, rule);
     }
     for (int64_t o0 = 0; o0 < layer->sz; o0 += LANES) {
         vec sum = {0};
         for (int64_t i = 0; i < rows; i++) sum += load(dZ + i * layer->sz + o0);
-        store(layer->b + o0, load(layer->b + o0) - sum);
+        if (rule) {
+            float gradient[LANES], *b = layer->b + o0;
+            int64_t count = layer->fo - o0 < LANES ? layer->fo - o0 : LANES;
+            store(gradient, sum);
+            optimize(rule, b, gradient, layer->bm + o0, layer->bs + o0, count);
+        } else {
+            store(layer->b + o0, load(layer->b + o0) - sum);
+        }
     }
 }
 
@@ -326,9 +434,11 @@ INLINE void activate(const Inputs *in, const float *restrict Z, float *restrict 
     }
 }
 
-/* dZ *= f'(Z) given A = f(Z). */
+/* dZ *= f'(Z) given A = f(Z); with `dropped` (A holds f(Z) times a dropout mask), f(Z) is
+ * taken anew from Z, as model.backward does. */
 INLINE void times_derivative(const Inputs *in, const float *restrict Z,
-                             const float *restrict A, float *restrict dZ, int64_t count) {
+                             const float *restrict A, int dropped, float *restrict dZ,
+                             int64_t count) {
     float slope = in->slope;
     switch (in->activation) {
     case RELU:
@@ -338,11 +448,33 @@ INLINE void times_derivative(const Inputs *in, const float *restrict Z,
         for (int64_t j = 0; j < count; j++) dZ[j] = Z[j] > 0 ? dZ[j] : dZ[j] * slope;
         break;
     case SIGMOID:
-        for (int64_t j = 0; j < count; j++) dZ[j] *= A[j] * (1 - A[j]);
+        if (!dropped) {
+            for (int64_t j = 0; j < count; j++) dZ[j] *= A[j] * (1 - A[j]);
+            break;
+        }
+        for (int64_t j = 0; j < count; j++) {
+            float e = expf(-fabsf(Z[j])), a = Z[j] >= 0 ? 1 / (1 + e) : e / (1 + e);
+            dZ[j] *= a * (1 - a);
+        }
         break;
     default:
-        for (int64_t j = 0; j < count; j++) dZ[j] *= 1 - A[j] * A[j];
+        if (!dropped) {
+            for (int64_t j = 0; j < count; j++) dZ[j] *= 1 - A[j] * A[j];
+            break;
+        }
+        for (int64_t j = 0; j < count; j++) {
+            float a = tanhf(Z[j]);
+            dZ[j] *= 1 - a * a;
+        }
     }
+}
+
+/* A[i, 0:width] *= mask[i, 0:width] for `rows` rows: A's rows `stride` floats apart, the
+ * mask's `width`. */
+INLINE void apply_mask(const float *restrict mask, float *restrict A, int64_t rows,
+                       int64_t width, int64_t stride) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < width; j++) A[i * stride + j] *= mask[i * width + j];
 }
 
 /* Sums over a chunk of what its rows' logits were as they were trained on. */
@@ -385,25 +517,54 @@ static float *floats(int64_t count) {
 
 typedef struct { /* the call's working copies and buffers; zero past each row's width */
     float *Ws, *c, *colsum, *base, *ink_sum, *grad, *below;
+    float *vg, *m1, *s1, *bm1, *bs1; /* the dense path: v sum_i dZ_i, W_1's and b_1's buffers */
     Columns columns;
     float *Z[MAX_LAYERS + 1], *A[MAX_LAYERS + 1];
     Dense dense[MAX_LAYERS];
 } Work;
 
+/* The optimizer's buffers as Python holds them: first[i] (velocity or mean) and second[i]
+ * (mean square) for parameter i of W_1, b_1, W_2, ..., NULL where the optimizer has none. */
+typedef struct {
+    float *first[2 * MAX_LAYERS], *second[2 * MAX_LAYERS];
+} State;
+
 static void release(Work *work, int depth) {
-    void *blocks[] = {work->Ws, work->c, work->colsum, work->base, work->ink_sum, work->grad,
-                      work->below};
+    void *blocks[] = {work->Ws, work->c,  work->colsum, work->base, work->ink_sum, work->grad,
+                      work->below, work->vg, work->m1, work->s1, work->bm1, work->bs1};
     for (size_t j = 0; j < sizeof blocks / sizeof *blocks; j++) free(blocks[j]);
     free(work->columns.start), free(work->columns.row), free(work->columns.value);
     for (int l = 1; l <= depth; l++) free(work->Z[l]), free(work->A[l]);
-    for (int l = 1; l < depth; l++)
-        free(work->dense[l].W), free(work->dense[l].WT), free(work->dense[l].b);
+    for (int l = 1; l < depth; l++) {
+        Dense *layer = &work->dense[l];
+        free(layer->W), free(layer->WT), free(layer->b);
+        free(layer->m), free(layer->s), free(layer->bm), free(layer->bs);
+    }
 }
 
-/* The working copies of `net` for `threads` training on order[0:n] in batches of `batch`:
- * 0, or -1 out of memory. */
+/* Python's (rows, cols) matrix `from` (NULL: zeros) into `to`, rows of `stride` floats;
+ * transposed (to[c * stride + r]) with `transpose`. */
+static void copy_in(float *to, const float *from, int64_t rows, int64_t cols, int64_t stride,
+                    int transpose) {
+    if (!from) return; /* floats() zeroed it */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            to[transpose ? c * stride + r : r * stride + c] = from[r * cols + c];
+}
+
+/* The reverse of copy_in. */
+static void copy_out(float *to, const float *from, int64_t rows, int64_t cols, int64_t stride,
+                     int transpose) {
+    if (!to) return;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            to[r * cols + c] = from[transpose ? c * stride + r : r * stride + c];
+}
+
+/* The working copies of `net` (and with `state`, of the optimizer's buffers) for `threads`
+ * training on order[0:n] in batches of `batch`: 0, or -1 out of memory. */
 static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int64_t batch,
-                   int threads) {
+                   int threads, const State *state) {
     int L = net->depth;
     int64_t d = net->size[0], H = net->size[1], P = padded(H), widest = 0, most_ink = 1;
     memset(work, 0, sizeof *work);
@@ -434,6 +595,27 @@ static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int6
                 layer->W[i * layer->sz + o] = layer->WT[o * layer->sa + i] =
                     net->W[l][i * layer->fo + o];
         if (ok) memcpy(layer->b, net->b[l], layer->fo * sizeof(float));
+        if (ok && state) {
+            ok = (layer->m = floats(layer->fo * layer->sa)) &&
+                 (layer->s = floats(layer->fo * layer->sa)) && (layer->bm = floats(layer->sz)) &&
+                 (layer->bs = floats(layer->sz));
+            if (ok) {
+                copy_in(layer->m, state->first[2 * l], layer->fi, layer->fo, layer->sa, 1);
+                copy_in(layer->s, state->second[2 * l], layer->fi, layer->fo, layer->sa, 1);
+                copy_in(layer->bm, state->first[2 * l + 1], 1, layer->fo, layer->sz, 0);
+                copy_in(layer->bs, state->second[2 * l + 1], 1, layer->fo, layer->sz, 0);
+            }
+        }
+    }
+    if (ok && state) {
+        ok = (work->vg = floats(P)) && (work->m1 = floats(d * P)) && (work->s1 = floats(d * P)) &&
+             (work->bm1 = floats(P)) && (work->bs1 = floats(P));
+        if (ok) {
+            copy_in(work->m1, state->first[0], d, H, P, 0);
+            copy_in(work->s1, state->second[0], d, H, P, 0);
+            copy_in(work->bm1, state->first[1], 1, H, P, 0);
+            copy_in(work->bs1, state->second[1], 1, H, P, 0);
+        }
     }
     if (!ok) {
         release(work, L);
@@ -446,39 +628,122 @@ static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int6
     return 0;
 }
 
-/* The weights back into `net`: W_1 = Ws - 1 c^T, and each W_l and b_l of the layers above. */
-static void finish(Work *work, Net *net) {
-    int64_t H = net->size[1], P = padded(H);
-    for (int64_t p = 0; p < net->size[0]; p++)
+/* The weights back into `net`: W_1 = Ws - 1 c^T, and each W_l and b_l of the layers above;
+ * with `state`, the optimizer's buffers back into it. */
+static void finish(Work *work, Net *net, State *state) {
+    int64_t d = net->size[0], H = net->size[1], P = padded(H);
+    for (int64_t p = 0; p < d; p++)
         for (int64_t h = 0; h < H; h++) net->W[0][p * H + h] = work->Ws[p * P + h] - work->c[h];
     for (int l = 1; l < net->depth; l++) {
         const Dense *layer = &work->dense[l];
         for (int64_t i = 0; i < layer->fi; i++)
             memcpy(net->W[l] + i * layer->fo, layer->W + i * layer->sz, layer->fo * sizeof(float));
         memcpy(net->b[l], layer->b, layer->fo * sizeof(float));
+        if (state) {
+            copy_out(state->first[2 * l], layer->m, layer->fi, layer->fo, layer->sa, 1);
+            copy_out(state->second[2 * l], layer->s, layer->fi, layer->fo, layer->sa, 1);
+            copy_out(state->first[2 * l + 1], layer->bm, 1, layer->fo, layer->sz, 0);
+            copy_out(state->second[2 * l + 1], layer->bs, 1, layer->fo, layer->sz, 0);
+        }
+    }
+    if (state) {
+        copy_out(state->first[0], work->m1, d, H, P, 0);
+        copy_out(state->second[0], work->s1, d, H, P, 0);
+        copy_out(state->first[1], work->bm1, 1, H, P, 0);
+        copy_out(state->second[1], work->bs1, 1, H, P, 0);
     }
 }
 
 /* The layers above the first for one step, forward and back, ending with the first
- * layer's dZ in work->grad (one thread). */
+ * layer's dZ in work->grad (one thread): lr times dL/dZ_1 on plain SGD's path, dL/dZ_1 with
+ * `rule` (the dense path), whose steps the layers above take. */
 INLINE void upper_layers(const Inputs *in, Net *net, Work *work, int64_t first, int64_t rows,
-                         double lr, float *logits, Tally *tally) {
+                         double lr, float *logits, Tally *tally, const Rule *rule,
+                         float max_norm) {
     int L = net->depth;
     int64_t k = net->size[L], out = padded(k);
     for (int l = 1; l < L; l++) {
-        if (l > 1) /* A_1 is the threads' work, by columns */
-            activate(in, work->Z[l], work->A[l], rows * padded(net->size[l]));
+        int64_t width = net->size[l], stride = padded(width);
+        if (l > 1) { /* A_1 is the threads' work, by columns */
+            activate(in, work->Z[l], work->A[l], rows * stride);
+            if (in->masks[l]) apply_mask(in->masks[l] + first * width, work->A[l], rows, width, stride);
+        }
         dense_forward(&work->dense[l], work->A[l], rows, work->Z[l + 1]);
     }
     for (int64_t i = 0; i < rows; i++)
         memcpy(logits + (first + i) * k, work->Z[L] + i * out, k * sizeof(float));
-    float step = (float)(lr / rows); /* as sgd._scaled_targets: lr / n in float32 */
+    /* plain SGD folds lr into the gradient, lr / n in float32 as engines/fast_numpy.py */
+    float step = rule ? (float)(1.0 / rows) : (float)(lr / rows);
     cross_entropy_step(work->Z[L], in->labels + first, rows, k, out, step, work->grad, tally);
     for (int l = L - 1; l >= 1; l--) {
-        dense_backward(&work->dense[l], work->A[l], work->grad, rows, work->below);
-        int64_t count = rows * padded(net->size[l]);
-        times_derivative(in, work->Z[l], work->A[l], work->below, count);
+        dense_backward(&work->dense[l], work->A[l], work->grad, rows, work->below, rule);
+        if (max_norm > 0) dense_limit_norms(&work->dense[l], max_norm);
+        int64_t width = net->size[l], stride = padded(width), count = rows * stride;
+        if (in->masks[l]) apply_mask(in->masks[l] + first * width, work->below, rows, width, stride);
+        times_derivative(in, work->Z[l], work->A[l], in->masks[l] != NULL, work->below, count);
         memcpy(work->grad, work->below, count * sizeof(float));
+    }
+}
+
+/* The dense path's first-layer step on columns h0..h0+nv*LANES (those below `top` real):
+ * each row p of W takes the optimizer's step with its gradient, the ink's part (by columns)
+ * plus vg = v sum_i dZ_i; then, with max_norm, each column is scaled back onto the ball;
+ * colsum gets the new column sums. */
+INLINE void first_layer_block(int nv, int64_t h0, int64_t top, const Columns *cols, int64_t d,
+                              int64_t P, float *Ws, const float *dZ, const float *vg,
+                              float *m, float *s, const Rule *rule, float max_norm,
+                              float *colsum) {
+    const int64_t *start = cols->start; /* locals, as in ink_update_block */
+    const int32_t *row = cols->row;
+    const float *value = cols->value;
+    int64_t count = top - h0 < nv * LANES ? top - h0 : nv * LANES;
+    vec sum[4] = {0}, squares[4] = {0};
+    for (int64_t p = 0; p < d; p++) {
+        vec acc[4];
+        for (int q = 0; q < nv; q++) acc[q] = load(vg + h0 + q * LANES);
+        for (int64_t e = start[p]; e < start[p + 1]; e++) {
+            const float *g = dZ + (int64_t)row[e] * P + h0;
+            for (int q = 0; q < nv; q++) acc[q] += value[e] * load(g + q * LANES);
+        }
+        float gradient[4 * LANES], *w = Ws + p * P + h0;
+        for (int q = 0; q < nv; q++) store(gradient + q * LANES, acc[q]);
+        optimize(rule, w, gradient, m + p * P + h0, s + p * P + h0, count);
+        for (int q = 0; q < nv; q++) {
+            vec x = load(w + q * LANES);
+            sum[q] += x, squares[q] += x * x;
+        }
+    }
+    if (max_norm > 0) {
+        float factor[4 * LANES] = {0}, squared[4 * LANES];
+        int shrinks = 0;
+        for (int q = 0; q < nv; q++) store(squared + q * LANES, squares[q]);
+        for (int64_t j = 0; j < count; j++)
+            factor[j] = norm_factor(squared[j], max_norm), shrinks |= factor[j] < 1;
+        if (shrinks) {
+            for (int64_t p = 0; p < d; p++)
+                for (int64_t j = 0; j < count; j++) Ws[p * P + h0 + j] *= factor[j];
+            for (int q = 0; q < nv; q++) sum[q] *= load(factor + q * LANES);
+        }
+    }
+    for (int q = 0; q < nv; q++) store(colsum + h0 + q * LANES, sum[q]);
+}
+
+/* first_layer_block over the columns lo..hi (multiples of LANES). */
+INLINE void first_layer_step(int64_t lo, int64_t hi, int64_t top, const Columns *cols,
+                             int64_t d, int64_t P, Work *work, const Rule *rule,
+                             float max_norm) {
+    for (int64_t h0 = lo; h0 < hi && h0 < top; h0 += 4 * LANES) {
+        int nv = (int)((hi - h0) / LANES < 4 ? (hi - h0) / LANES : 4);
+        switch (nv) {
+        case 4: first_layer_block(4, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
+                                  work->m1, work->s1, rule, max_norm, work->colsum); break;
+        case 3: first_layer_block(3, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
+                                  work->m1, work->s1, rule, max_norm, work->colsum); break;
+        case 2: first_layer_block(2, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
+                                  work->m1, work->s1, rule, max_norm, work->colsum); break;
+        default: first_layer_block(1, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
+                                   work->m1, work->s1, rule, max_norm, work->colsum);
+        }
     }
 }
 
@@ -507,17 +772,22 @@ INLINE void prefetch_ink(const Inputs *in, int64_t first, int64_t last, int64_t 
  *   one thread: the layers above, forward and back;  another: the batch's ink by columns
  *   every thread: the first layer's update on its columns.
  * A thread's update and its next forward touch only its own columns: no wait between. */
-HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch, double lr,
-                           int threads, float *logits, Tally *tally) {
+HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
+                           const Optim *optim, State *state, int threads, float *logits,
+                           Tally *tally) {
     int L = net->depth;
     int64_t d = net->size[0], H = net->size[1], P = padded(H), blocks = P / LANES;
     int64_t most = blocks / 4 > 1 ? blocks / 4 : 1; /* 64 columns a thread, or it loses */
     threads = threads < most ? threads : (int)most;  /* (784-64-10: 0.10 s on 1, 0.14 on 2) */
     if (batch == 1) /* a sample alone is too little to share: waits cost more than it saves */
         threads = 1; /* (784-800-10 per sample: 1.87 s an epoch on 1 thread, 2.3 on 2) */
-    int by_rows = blocks <= 4 * threads; /* every thread's columns in one pass */
+    int dense = optim->kind != PLAIN_SGD; /* the dense path: every row of W_1 steps */
+    int by_rows = !dense && blocks <= 4 * threads; /* every thread's columns in one pass */
+    float max_norm = dense ? (float)optim->max_norm : 0;
+    double lr = optim->lr;
+    if (!dense) state = NULL;
     Work work;
-    if (prepare(&work, net, in, n, batch, threads)) return -1;
+    if (prepare(&work, net, in, n, batch, threads, state)) return -1;
 #pragma omp parallel num_threads(threads)
     {
 #ifdef _OPENMP
@@ -530,21 +800,40 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
         float *ink_sum = work.ink_sum + t * batch;
         for (int64_t first = 0; first < n; first += batch) {
             int64_t rows = n - first < batch ? n - first : batch;
+            Rule rule = rule_of(optim, optim->steps + first / batch + 1);
             prefetch_ink(in, first + batch, first + 2 * batch, n, batch);
             for (int64_t h = lo; h < top; h++)
                 work.base[h] = net->b[0][h] + in->blank * (work.colsum[h] - (float)d * work.c[h]);
             ink_forward(in, first, rows, lo, hi, P, work.Ws, work.base, work.c, ink_sum,
                         work.Z[1]);
             if (L > 1)
-                for (int64_t i = 0; i < rows; i++)
+                for (int64_t i = 0; i < rows; i++) {
                     activate(in, work.Z[1] + i * P + lo, work.A[1] + i * P + lo, hi - lo);
+                    if (in->masks[1])
+                        for (int64_t h = lo; h < top; h++)
+                            work.A[1][i * P + h] *= in->masks[1][(first + i) * H + h];
+                }
 #pragma omp barrier
 #pragma omp sections
             {
 #pragma omp section
-                upper_layers(in, net, &work, first, rows, lr, logits, tally);
+                upper_layers(in, net, &work, first, rows, lr, logits, tally,
+                             dense ? &rule : NULL, max_norm);
 #pragma omp section
                 if (!by_rows) by_columns(in, first, rows, d, &work.columns);
+            }
+            if (dense) { /* b_1's step, then W_1's by rows (the file's top) */
+                for (int64_t h0 = lo; h0 < top; h0 += LANES) {
+                    vec g_sum = {0};
+                    for (int64_t i = 0; i < rows; i++) g_sum += load(work.grad + i * P + h0);
+                    store(work.vg + h0, in->blank * g_sum);
+                    float gradient[LANES];
+                    store(gradient, g_sum);
+                    optimize(&rule, net->b[0] + h0, gradient, work.bm1 + h0, work.bs1 + h0,
+                             top - h0 < LANES ? top - h0 : LANES);
+                }
+                first_layer_step(lo, hi, top, &work.columns, d, P, &work, &rule, max_norm);
+                continue;
             }
             for (int64_t h0 = lo; h0 < hi; h0 += LANES) { /* b, c, colsum(Ws): the file's top */
                 vec g_sum = {0}, ink_g_sum = {0}; /* sums over the batch, in registers */
@@ -560,7 +849,7 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
                        work.grad);
         }
     }
-    finish(&work, net);
+    finish(&work, net, state);
     release(&work, net->depth);
     return 0;
 }
@@ -568,7 +857,7 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
 /* ---- Python binding ---- */
 
 typedef struct {
-    Py_buffer views[2 * MAX_LAYERS + 6];
+    Py_buffer views[8 * MAX_LAYERS + 8];
     int count;
 } Buffers;
 
@@ -586,17 +875,39 @@ static void *take(Buffers *buffers, PyObject *object, Py_ssize_t bytes, int writ
     return view->buf;
 }
 
+/* Each entry of `tuple` (None, or a C-contiguous float32 array of bytes[i] bytes) into
+ * to[i]: 0, or -1 with an exception set. */
+static int take_optional(Buffers *buffers, PyObject *tuple, Py_ssize_t count,
+                         const Py_ssize_t *bytes, float **to, const char *name) {
+    if (PyTuple_GET_SIZE(tuple) != count) {
+        PyErr_Format(PyExc_ValueError, "%s must hold %zd entries", name, count);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        to[i] = item == Py_None ? NULL : take(buffers, item, bytes[i], 1, name);
+        if (item != Py_None && !to[i]) return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
     PyObject *order, *rowptr, *cols, *pixels, *labels, *weights, *biases, *out;
+    PyObject *firsts, *seconds, *masks;
     Py_ssize_t n, batch, rows_total;
+    long long steps;
     int threads;
-    Inputs in;
-    double lr;
-    if (!PyArg_ParseTuple(args, "OOOOOnnffifO!O!dOni", &order, &rowptr, &cols, &pixels,
-                          &labels, &n, &rows_total, &in.scale, &in.blank, &in.activation,
-                          &in.slope, &PyTuple_Type, &weights, &PyTuple_Type, &biases, &lr, &out,
-                          &batch, &threads))
+    Inputs in = {0};
+    Optim optim;
+    if (!PyArg_ParseTuple(args, "OOOOOnnffifO!O!dOnii(dddddd)LO!O!O!", &order, &rowptr, &cols,
+                          &pixels, &labels, &n, &rows_total, &in.scale, &in.blank,
+                          &in.activation, &in.slope, &PyTuple_Type, &weights, &PyTuple_Type,
+                          &biases, &optim.lr, &out, &batch, &threads, &optim.kind,
+                          &optim.momentum, &optim.beta1, &optim.beta2, &optim.eps, &optim.decay,
+                          &optim.max_norm, &steps, &PyTuple_Type, &firsts, &PyTuple_Type,
+                          &seconds, &PyTuple_Type, &masks))
         return NULL;
+    optim.steps = steps;
     Net net;
     net.depth = (int)PyTuple_GET_SIZE(weights);
     if (net.depth < 1 || net.depth > MAX_LAYERS || PyTuple_GET_SIZE(biases) != net.depth)
@@ -638,8 +949,33 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
         goto done;
     float *logits = take(&buffers, out, n * net.size[net.depth] * sizeof(float), 1, "logits");
     if (!logits) goto done;
-    if (batch < 1 || threads < 1 || in.activation < RELU || in.activation > TANH) {
-        PyErr_SetString(PyExc_ValueError, "batch and threads must be >= 1, activation 0-3");
+    if (batch < 1 || threads < 1 || in.activation < RELU || in.activation > TANH ||
+        optim.kind < PLAIN_SGD || optim.kind > ADAMW || steps < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "batch and threads must be >= 1, activation 0-3, optimizer 0-5");
+        goto done;
+    }
+    State state = {{0}, {0}};
+    Py_ssize_t param_bytes[2 * MAX_LAYERS], mask_bytes[MAX_LAYERS];
+    for (int l = 0; l < net.depth; l++) {
+        param_bytes[2 * l] = net.size[l] * net.size[l + 1] * sizeof(float);
+        param_bytes[2 * l + 1] = net.size[l + 1] * sizeof(float);
+        mask_bytes[l] = n * net.size[l] * sizeof(float);
+    }
+    float *mask_of[MAX_LAYERS];
+    if (take_optional(&buffers, firsts, 2 * net.depth, param_bytes, state.first, "buffers") ||
+        take_optional(&buffers, seconds, 2 * net.depth, param_bytes, state.second, "buffers") ||
+        take_optional(&buffers, masks, net.depth, mask_bytes, mask_of, "masks"))
+        goto done;
+    for (int l = 0; l < net.depth; l++) in.masks[l] = mask_of[l];
+    int needs_first = optim.kind >= MOMENTUM, needs_second = optim.kind >= ADAM;
+    for (int i = 0; i < 2 * net.depth; i++)
+        if ((needs_first && !state.first[i]) || (needs_second && !state.second[i])) {
+            PyErr_SetString(PyExc_ValueError, "the optimizer's buffers are missing");
+            goto done;
+        }
+    if (in.masks[0]) {
+        PyErr_SetString(PyExc_ValueError, "the input takes no dropout mask here");
         goto done;
     }
     /* every index is trusted only after it is checked: a bad one would write out of bounds */
@@ -664,7 +1000,7 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
     int status;
     Tally tally = {0, 0};
     Py_BEGIN_ALLOW_THREADS;
-    status = train_chunk(&in, &net, n, batch, lr, threads, logits, &tally);
+    status = train_chunk(&in, &net, n, batch, &optim, &state, threads, logits, &tally);
     Py_END_ALLOW_THREADS;
     if (status) {
         PyErr_NoMemory();
@@ -774,17 +1110,18 @@ done:
 
 static PyMethodDef methods[] = {
     {"count_ink", py_count_ink, METH_VARARGS,
-     "count_ink(pixels, n, d, rowptr, threads): see mlpcli/sparse_sgd.py"},
+     "count_ink(pixels, n, d, rowptr, threads): see mlpcli/engines/compiled.py"},
     {"gather_ink", py_gather_ink, METH_VARARGS,
-     "gather_ink(pixels, n, d, rowptr, cols, values, threads): see mlpcli/sparse_sgd.py"},
+     "gather_ink(pixels, n, d, rowptr, cols, values, threads): see mlpcli/engines/compiled.py"},
     {"train_chunk", py_train_chunk, METH_VARARGS,
      "train_chunk(order, rowptr, cols, pixels, labels, n, rows_total, scale, blank, "
-     "activation, slope, weights, biases, lr, logits, batch, threads) -> (summed loss, correct): "
-     "see mlpcli/sparse_sgd.py"},
+     "activation, slope, weights, biases, lr, logits, batch, threads, optimizer, "
+     "(momentum, beta1, beta2, eps, weight_decay, max_norm), steps, firsts, seconds, masks) "
+     "-> (summed loss, correct): see mlpcli/engines/compiled.py"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sparse_sgd",
-                                    "Compiled mini-batch SGD step; see mlpcli/sparse_sgd.py.",
+                                    "Compiled mini-batch SGD step; see mlpcli/engines/compiled.py.",
                                     -1, methods};
 
 PyMODINIT_FUNC PyInit__sparse_sgd(void) { return PyModule_Create(&module); }

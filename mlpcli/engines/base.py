@@ -39,7 +39,12 @@ class StepOptions:
     max_norm: float = 0.0
     dropout: float = 0.0
     input_dropout: float = 0.0
-    depth: int = 2  # layers of weights
+    layers: tuple[int, ...] = (784, 256, 10)  # sizes from input to output
+
+    @property
+    def depth(self) -> int:
+        """Layers of weights."""
+        return len(self.layers) - 1
 
     def beyond_plain_sgd(self) -> str | None:
         """What of these options plain SGD (theta -= lr * gradient) does not cover, or None."""
@@ -96,6 +101,12 @@ class Engine:
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:
         """Why this engine cannot train with `step` (on `train`, when given), or None."""
         raise NotImplementedError
+
+    @staticmethod
+    def why_slow(step: StepOptions) -> str | None:
+        """Why a slower engine would beat this one on `step`, or None: `auto` passes over an
+        engine that says so, though it can still be asked for by name."""
+        return None
 
     def chunks(self, order: np.ndarray) -> Iterator[np.ndarray]:
         """The rows of `order` a chunk at a time: whole batches of about CHUNK_SAMPLES rows."""

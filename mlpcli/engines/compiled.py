@@ -1,18 +1,21 @@
-"""Mini-batch SGD on the ink alone: the compiled engine, and when it applies.
+"""Training on the ink alone: the compiled engine, and when it applies.
 
 An MNIST image is mostly blank paper: about 150 of its 784 pixels hold ink. NumPy can only
-multiply whole matrices, so the NumPy engine (sgd.py) pays for every pixel of the inked
-prefix of each batch. The compiled step (_sparse_sgd.c) multiplies by the ink alone, with
-the blank value v folded in exactly: for x = s + v (s zero on blank paper),
-    x W + b  = s W + v colsum(W) + b,     W -= x^T dZ  is  W -= s^T dZ and W -= v 1 (1^T dZ)
-where the last, rank-one, step is deferred as a shift shared by every row of W. The C file
-says how; the result is the NumPy engine's step to rounding (tests/test_sparse_sgd.py).
+multiply whole matrices, so the NumPy engines pay for every pixel (or every pixel of the
+inked prefix of each batch). The compiled step (_sparse_sgd.c) multiplies by the ink alone,
+with the blank value v folded in exactly: for x = s + v (s zero on blank paper),
+    x W + b  = s W + v colsum(W) + b,     dW = x^T dZ = s^T dZ + v 1 (1^T dZ)
+Plain SGD defers the rank-one part of its step as a shift shared by every row of W, so a
+step touches only the inked rows; every other optimizer, weight decay and max-norm step each
+row of W with its gradient. The C file says how; the result is the reference's step to
+rounding (tests/test_sparse_sgd.py).
 
 It takes uint8 pixels with their normalization, cross-entropy, any batch size (1 is
-per-sample SGD), and any depth and hidden activation, with plain SGD's steps: the shared
-shift above holds because plain SGD's update is linear in the gradient. Other options train
-on another engine (why_not says which fail). When the extension was not built (no C
-compiler at install), the NumPy engines do everything.
+per-sample SGD), up to 16 layers of weights, any hidden activation, every optimizer, weight
+decay, max-norm and hidden dropout, whose masks are drawn here in the reference's order. It
+has no input dropout: that would zero blank pixels too, and the ink would no longer be all
+that differs between images. When the extension was not built (no C compiler at install),
+the NumPy engines do everything.
 
 Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,) and values
 `pixels` (nnz,) row after row, row r's between rowptr[r] and rowptr[r + 1] (N + 1,).
@@ -23,11 +26,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
 from ..data import Split, normalization_coefficients
+from ..nn.dropout import Dropout
 from ..nn.model import MLP
+from ..nn.optim import Adam, Momentum, Optimizer
 from .base import Engine, StepOptions
 from .base import Trained as ChunkFigures
 
@@ -38,6 +44,9 @@ except ImportError:  # built without a C compiler: the NumPy engine alone
 
 ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
 MAX_LAYERS = 16  # as in the C file: layers of weights
+# An MNIST image's inked pixels, about: what the first layer multiplies per image
+INK_PER_IMAGE = 150
+PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = range(6)  # as in the C file
 
 
 def available() -> bool:
@@ -95,20 +104,36 @@ class Trained:
     correct: int  # rows whose logits' argmax is their label
 
 
-def sgd_minibatches_on_ink(
+def optimizer_code(optimizer: Optimizer) -> int:
+    """The C file's code for `optimizer`: PLAIN_SGD takes the shared-shift path."""
+    if isinstance(optimizer, Adam):
+        return ADAMW if optimizer.decoupled else ADAM
+    if isinstance(optimizer, Momentum):
+        return NESTEROV if optimizer.nesterov else MOMENTUM
+    return SGD if optimizer.weight_decay or optimizer.max_norm else PLAIN_SGD
+
+
+def train_on_ink(
     model: MLP,
     ink: InkPixels,
     rows: np.ndarray,
     y: np.ndarray,
     batch_size: int,
-    learning_rate: float,
+    optimizer: Optimizer,
     threads: int,
+    masks: list[np.ndarray | None] | None = None,
 ) -> Trained:
-    """sgd.sgd_minibatches (sgd_per_sample at batch size 1) on the split's rows `rows` (n,) in
-    that order, labels y (n,), with up to `threads` threads (the C file caps them: each needs
-    64 hidden units of its own): updates `model` in place. The loss and hits are summed in C
-    as the softmax is taken; numpy took 7% of an epoch at batch 64 to find them again."""
+    """The reference's steps (nn.model.train_step) on the split's rows `rows` (n,) in that
+    order, labels y (n,), with up to `threads` threads (the C file caps them: each needs 64
+    hidden units of its own): updates `model` and the optimizer's buffers in place, counting
+    on from optimizer.steps (which the caller advances). `masks` (one per layer: None for the
+    input, then (n, size) float32 for each hidden layer) are the dropout masks, as
+    nn.dropout.Dropout draws them. The loss and hits are summed in C as the softmax is taken;
+    numpy took 7% of an epoch at batch 64 to find them again."""
     logits = np.empty((len(rows), model.layers[-1]), np.float32)
+    count = 2 * len(model.weights)
+    firsts = optimizer.buffers.get("velocity") or optimizer.buffers.get("mean") or [None] * count
+    seconds = optimizer.buffers.get("square") or [None] * count
     loss_sum, correct = _sparse_sgd.train_chunk(
         np.ascontiguousarray(rows, np.int64),
         ink.rowptr,
@@ -123,12 +148,36 @@ def sgd_minibatches_on_ink(
         model.leaky_slope,
         tuple(model.weights),
         tuple(model.biases),
-        learning_rate,
+        optimizer.learning_rate,
         logits,
         batch_size,
         threads,
+        optimizer_code(optimizer),
+        (
+            getattr(optimizer, "momentum", 0.0),
+            getattr(optimizer, "beta1", 0.0),
+            getattr(optimizer, "beta2", 0.0),
+            getattr(optimizer, "eps", 0.0),
+            optimizer.weight_decay,
+            optimizer.max_norm,
+        ),
+        optimizer.steps,
+        tuple(firsts),
+        tuple(seconds),
+        tuple(masks or [None] * len(model.weights)),
     )
     return Trained(logits, loss_sum / len(rows), correct)
+
+
+def dropout_masks(dropout: Dropout, layers: list[int], rows: int, batch_size: int) -> list:
+    """The masks of `rows` rows, drawn batch by batch and layer by layer as the reference's
+    forward() draws them: None for the input, then (rows, size) for each hidden layer."""
+    masks = [np.empty((rows, size), np.float32) for size in layers[1:-1]]
+    for start in range(0, rows, batch_size):
+        count = min(batch_size, rows - start)
+        for layer, mask in enumerate(masks, 1):
+            mask[start : start + count] = dropout.mask((count, mask.shape[1]), layer)
+    return [None, *masks]
 
 
 class CompiledEngine(Engine):
@@ -150,24 +199,38 @@ class CompiledEngine(Engine):
             return f"it has no {step.activation} activation"
         if step.depth > MAX_LAYERS:
             return f"it takes at most {MAX_LAYERS} layers of weights, not {step.depth}"
-        extras = step.beyond_plain_sgd()
-        if extras:
-            return f"it takes plain SGD steps only, without {extras}"
+        if step.input_dropout:
+            return "it has no --input-dropout (dropping blank pixels breaks its ink-only sums)"
         if train is not None and not takes(train):
             return "it reads uint8 pixels with their normalization, not these features"
+        return None
+
+    @staticmethod
+    def why_slow(step: StepOptions) -> str | None:
+        upper = sum(fan_in * fan_out for fan_in, fan_out in pairwise(step.layers[1:]))
+        ink = INK_PER_IMAGE * step.layers[1]
+        if upper > ink:
+            return (
+                "its layers above the first are plain loops on one thread, slower than BLAS "
+                "where they hold more weights than the first layer multiplies per image"
+            )
         return None
 
     def run_epoch(self, order: np.ndarray) -> Iterator[ChunkFigures]:
         threads = usable_cpus()
         for rows in self.chunks(order):
-            trained = sgd_minibatches_on_ink(
+            masks = None
+            if self.dropout is not None:
+                masks = dropout_masks(self.dropout, self.model.layers, len(rows), self.batch_size)
+            trained = train_on_ink(
                 self.model,
                 self.ink,
                 rows,
                 self.train.y[rows],
                 self.batch_size,
-                self.optimizer.learning_rate,
+                self.optimizer,
                 threads,
+                masks,
             )
             self.optimizer.steps += -(-len(rows) // self.batch_size)
             yield ChunkFigures(len(rows), trained.loss, trained.correct)

@@ -36,7 +36,7 @@ class FitOptions:
     dropout: float = 0.0
     input_dropout: float = 0.0
 
-    def step_options(self, activation: str, loss: str, depth: int) -> StepOptions:
+    def step_options(self, activation: str, loss: str, layers: list[int]) -> StepOptions:
         return StepOptions(
             activation,
             loss,
@@ -45,7 +45,7 @@ class FitOptions:
             self.max_norm,
             self.dropout,
             self.input_dropout,
-            depth,
+            tuple(layers),
         )
 
 
@@ -89,7 +89,7 @@ def fit(
     n = len(train.y)
     batch_size = n if options.batch_size <= 0 else min(options.batch_size, n)
     model = state.model
-    step = options.step_options(model.activation, model.loss, len(model.weights))
+    step = options.step_options(model.activation, model.loss, model.layers)
     dropout = None
     if options.dropout or options.input_dropout:
         dropout = Dropout(options.dropout, options.input_dropout, state.dropout_rng)
