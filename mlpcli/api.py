@@ -213,7 +213,7 @@ def _typed(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _run_state(config: TrainConfig, resume: Checkpoint | None) -> RunState:
+def start_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunState:
     """A new run's state from the seed, or, with `resume`, the state that checkpoint saved."""
     init_rng, shuffle_rng, dropout_rng = np.random.default_rng(config.seed).spawn(3)
     model = MLP.initialize(
@@ -280,7 +280,7 @@ def train(
             "the training data no longer matches the run being resumed (its pixel statistics "
             "differ); resume with the data it was trained on, or start a new run"
         )
-    state = _run_state(config, resume)
+    state = start_run(config, resume)
     started_at = state.epoch
     result = fit(
         state,

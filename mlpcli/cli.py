@@ -338,21 +338,20 @@ def train(
             config = resume_config(resumed, given)
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
-        out = out or resume
+        out = resume if out is None else out
     else:
         config = TrainConfig(**{f.name: options[f.name] for f in fields(TrainConfig)})
         try:
             config.validate()
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
-    out = out or Path(DEFAULT_CHECKPOINT)
+    out = Path(DEFAULT_CHECKPOINT) if out is None else out
+    _check_writable(out)
     replacing_the_resumed = resume is not None and out.resolve() == resume.resolve()
     if out.exists() and not force and not replacing_the_resumed:
         raise click.UsageError(
             f"{out} already exists; choose another file with --out, or replace it with --force"
         )
-    if not out.parent.is_dir():
-        raise click.UsageError(f"the folder of --out {out} does not exist; create it first")
     if not quiet:
         _say_engine(config)
     if config.resolved_init == "zeros":
@@ -377,7 +376,11 @@ def train(
     if result.epochs_run == 0:
         _echo_err("interrupted before an epoch finished; nothing was saved")
         sys.exit(INTERRUPTED_EXIT)
-    save_checkpoint(out, result.model, meta, result.resume)
+    written = save_checkpoint(
+        out, result.model, meta, result.resume, replace=force or replacing_the_resumed
+    )
+    if written != out:
+        _echo_err(f"warning: {out} appeared while training ran; saved to {written} instead")
     ran = len(meta["history"])
     why = (
         "interrupted"
@@ -391,10 +394,28 @@ def train(
         f"validation accuracy {_pct(meta.get('validation_accuracy'))}, "
         f"test accuracy {_pct(meta['test_accuracy'])}"
     )
-    click.echo(f"saved {out}")
+    click.echo(f"saved {written}")
     if result.interrupted:
         _echo_err("interrupted: the best weights so far were saved")
         sys.exit(INTERRUPTED_EXIT)
+
+
+def _check_writable(out: Path) -> None:
+    """UsageError unless a file can be written beside `out`, so that no run is trained only
+    to be lost at the end."""
+    import tempfile
+
+    if not str(out) or out.name in ("", ".", ".."):
+        raise click.UsageError(f"--out {str(out)!r} is not a file name; give one, e.g. model.npz")
+    if not out.parent.is_dir():
+        raise click.UsageError(f"the folder of --out {out} does not exist; create it first")
+    try:
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot write in the folder of --out {out} ({exc.strerror}); choose another --out"
+        ) from None
 
 
 def _say_engine(config: TrainConfig) -> None:

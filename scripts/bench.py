@@ -4,11 +4,13 @@
 
 Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and the
 frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one epoch
-of plain SGD (no momentum, no weight decay) over the 60,000 MNIST training images, float32,
-cross-entropy, after a short warm-up; data loading is not timed, but the compiled step's
-compression of the ink, which fit() does, is. "mlpcli" is what `mlp train` runs by default
-(--engine auto: the compiled step, for every row here); "mlpcli --engine numpy" is the NumPy
-engine alone. Each worker times 3 epochs in a row and reports their mean, as one epoch of 0.1 s
+over the 60,000 MNIST training images, float32, cross-entropy, after a short warm-up, with
+plain SGD, SGD with momentum 0.9, or Adam, each framework with its own implementation of the
+same optimizer; data loading is not timed, but the compiled step's compression of the ink,
+which fit() does, is. "mlpcli" is what `mlp train` runs by default (--engine auto: the
+compiled step, for every row here); "mlpcli --engine numpy" is the fused NumPy engine (plain
+SGD only), "mlpcli --engine reference" the readable one. Each worker times 3 epochs in a row
+and reports their mean, as one epoch of 0.1 s
 is too short to rise above this shared machine's drift. PyTorch at batch size 1 is timed on the
 first 6,000 samples of each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch
 and scikit-learn are optional: what is not installed is skipped. A ratio theirs/ours is that of
@@ -30,19 +32,26 @@ import tempfile
 import time
 from pathlib import Path
 
-# name: (layers, batch size, learning rate)
+# name: (layers, batch size, learning rate, optimizer)
 CONFIGS = {
-    "784-64-10, batch 64": ([784, 64, 10], 64, 0.1),
-    "784-64-10, batch 1": ([784, 64, 10], 1, 0.005),
-    "784-800-10, batch 128": ([784, 800, 10], 128, 0.1),
+    "784-64-10, batch 64": ([784, 64, 10], 64, 0.1, "sgd"),
+    "784-64-10, batch 1": ([784, 64, 10], 1, 0.005, "sgd"),
+    "784-800-10, batch 128": ([784, 800, 10], 128, 0.1, "sgd"),
+    "784-64-10, batch 64, momentum": ([784, 64, 10], 64, 0.05, "momentum"),
+    "784-64-10, batch 64, Adam": ([784, 64, 10], 64, 0.001, "adam"),
+    "784-800-10, batch 128, momentum": ([784, 800, 10], 128, 0.05, "momentum"),
+    "784-800-10, batch 128, Adam": ([784, 800, 10], 128, 0.001, "adam"),
 }
+PLAIN = ["784-64-10, batch 64", "784-800-10, batch 128"]
+OPTIMIZED = [name for name, config in CONFIGS.items() if config[3] != "sgd"]
 FRAMEWORKS = {  # name: (module it needs, configs it runs)
     "mlpcli": (None, list(CONFIGS)),
-    "mlpcli --engine numpy": (None, ["784-64-10, batch 64", "784-800-10, batch 128"]),
-    "floor: the matrix products alone": (None, ["784-64-10, batch 64", "784-800-10, batch 128"]),
+    "mlpcli --engine numpy": (None, PLAIN),
+    "mlpcli --engine reference": (None, OPTIMIZED),
+    "floor: the matrix products alone": (None, PLAIN),
     "PyTorch (1 thread)": ("torch", list(CONFIGS)),
-    "PyTorch (2 threads)": ("torch", ["784-64-10, batch 64", "784-800-10, batch 128"]),
-    "scikit-learn": ("sklearn", ["784-64-10, batch 64"]),
+    "PyTorch (2 threads)": ("torch", PLAIN + OPTIMIZED),
+    "scikit-learn": ("sklearn", ["784-64-10, batch 64", *OPTIMIZED[:2]]),
 }
 TORCH_BATCH_ONE_SAMPLES = 6000
 EPOCHS = 3  # timed per worker, in a row; the figure is their mean
@@ -57,23 +66,32 @@ def _training_data(data_dir: str):
     return images, normalization_stats(images), mnist["train-labels"].astype("int64")
 
 
-def _time_mlpcli(layers, batch_size, learning_rate, data_dir, engine) -> float:
-    import numpy as np
-
+def _time_mlpcli(layers, batch_size, learning_rate, optimizer, data_dir, engine) -> float:
+    from mlpcli.api import TrainConfig, start_run
     from mlpcli.data import Split
-    from mlpcli.model import MLP
-    from mlpcli.training import FitOptions, fit
+    from mlpcli.training import fit
 
     images, stats, labels = _training_data(data_dir)
     train = Split(images, labels, stats)
-    model = MLP.initialize(layers, np.random.default_rng(0))
+    config = TrainConfig(
+        layers=layers,
+        lr=learning_rate,
+        optimizer=optimizer,
+        batch_size=batch_size,
+        epochs=1,
+        patience=0,
+        engine=engine,
+    )
     warm_up = Split(images[:2048], labels[:2048], stats)
-    options = FitOptions(learning_rate, 1, batch_size, patience=0, engine=engine)
-    fit(model, warm_up, None, options, np.random.default_rng(1), progress=False)
-    options.epochs = EPOCHS
+    fit(start_run(config), warm_up, None, config.fit_options(), progress=False)
+    config.epochs = EPOCHS
+    state = start_run(config)
     started = time.perf_counter()
-    fit(model, train, None, options, np.random.default_rng(2), progress=False)
-    return (time.perf_counter() - started) / EPOCHS
+    result = fit(state, train, None, config.fit_options(), progress=False)
+    seconds = (time.perf_counter() - started) / EPOCHS
+    if engine == "auto" and result.engine != "compiled":
+        print(f"note: auto trained on {result.engine}", file=sys.stderr)
+    return seconds
 
 
 def _time_products(layers, batch_size) -> float:
@@ -82,7 +100,7 @@ def _time_products(layers, batch_size) -> float:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from mlpcli.training import blas_threads
+    from mlpcli.engines.base import blas_threads
 
     rng = np.random.default_rng(0)
     shapes = list(zip(layers, layers[1:], strict=False))
@@ -112,7 +130,7 @@ def _normalized(data_dir):
     return normalize(images, mean, std), labels
 
 
-def _time_torch(layers, batch_size, learning_rate, data_dir, threads) -> float:
+def _time_torch(layers, batch_size, learning_rate, optimizer_name, data_dir, threads) -> float:
     import torch
 
     torch.set_num_threads(threads)
@@ -121,7 +139,11 @@ def _time_torch(layers, batch_size, learning_rate, data_dir, threads) -> float:
     for fan_in, fan_out in zip(layers, layers[1:], strict=False):
         parts += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
     model = torch.nn.Sequential(*parts[:-1])
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    if optimizer_name == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    else:
+        momentum = 0.9 if optimizer_name == "momentum" else 0.0
+        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
     count = TORCH_BATCH_ONE_SAMPLES if batch_size == 1 else len(y)
 
     def epoch(samples: int) -> None:
@@ -139,7 +161,7 @@ def _time_torch(layers, batch_size, learning_rate, data_dir, threads) -> float:
     return (time.perf_counter() - started) / EPOCHS * len(y) / count
 
 
-def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
+def _time_sklearn(layers, batch_size, learning_rate, optimizer, data_dir) -> float:
     import warnings
 
     from sklearn.neural_network import MLPClassifier
@@ -147,10 +169,10 @@ def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
     X, y = _normalized(data_dir)
     model = MLPClassifier(
         hidden_layer_sizes=layers[1:-1],
-        solver="sgd",
+        solver="adam" if optimizer == "adam" else "sgd",
         batch_size=batch_size,
         learning_rate_init=learning_rate,
-        momentum=0.0,
+        momentum=0.9 if optimizer == "momentum" else 0.0,
         nesterovs_momentum=False,
         alpha=0.0,
         random_state=0,
@@ -164,16 +186,16 @@ def _time_sklearn(layers, batch_size, learning_rate, data_dir) -> float:
 
 
 def worker(framework: str, config: str, data_dir: str) -> float:
-    layers, batch_size, learning_rate = CONFIGS[config]
+    layers, batch_size, learning_rate, optimizer = CONFIGS[config]
     if framework.startswith("mlpcli"):
-        engine = "numpy" if "numpy" in framework else "auto"
-        return _time_mlpcli(layers, batch_size, learning_rate, data_dir, engine)
+        engine = framework.split()[-1] if "--engine" in framework else "auto"
+        return _time_mlpcli(layers, batch_size, learning_rate, optimizer, data_dir, engine)
     if framework.startswith("floor"):
         return _time_products(layers, batch_size)
     if framework.startswith("PyTorch"):
         threads = 1 if "1 thread" in framework else 2
-        return _time_torch(layers, batch_size, learning_rate, data_dir, threads)
-    return _time_sklearn(layers, batch_size, learning_rate, data_dir)
+        return _time_torch(layers, batch_size, learning_rate, optimizer, data_dir, threads)
+    return _time_sklearn(layers, batch_size, learning_rate, optimizer, data_dir)
 
 
 def _run_worker(framework: str, config: str, data_dir: str) -> float:
@@ -223,12 +245,12 @@ def bench_training(data_dir: str, repeats: int) -> list[str]:
             times.append(_run_worker(framework, config, data_dir))
             print(f"  {repeat + 1}: {framework}, {config}: {times[-1]:.3f} s", file=sys.stderr)
     lines = [
-        "| seconds per epoch, median (min-max) | " + " | ".join(CONFIGS) + " |",
-        "|---" * (len(CONFIGS) + 1) + "|",
+        "| seconds per epoch, median (min-max) | " + " | ".join(FRAMEWORKS) + " |",
+        "|---" * (len(FRAMEWORKS) + 1) + "|",
     ]
-    for framework in FRAMEWORKS:
+    for config in CONFIGS:
         cells = []
-        for config in CONFIGS:
+        for framework in FRAMEWORKS:
             times = runs.get((framework, config))
             if not times:
                 cells.append("not installed" if framework in skipped else "n/a")
@@ -241,7 +263,7 @@ def bench_training(data_dir: str, repeats: int) -> list[str]:
                 paired = [theirs / mine for theirs, mine in zip(times, ours, strict=True)]
                 cell += f", {ratio:.2f}x ours ({min(paired):.2f}-{max(paired):.2f}x by repeat)"
             cells.append(cell)
-        lines.append(f"| {framework} | " + " | ".join(cells) + " |")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -294,6 +316,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
     parser.add_argument("--only", choices=["training", "processes"], help="run one part")
+    parser.add_argument(
+        "--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", help="these configs alone"
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data_dir is None:
@@ -308,6 +333,9 @@ def main() -> None:
         f"Python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.repeats} repeats",
         file=sys.stderr,
     )
+    if args.configs:
+        for name in set(CONFIGS) - set(args.configs):
+            del CONFIGS[name]
     if args.only != "processes":
         print("\n".join(bench_training(args.data_dir, args.repeats)) + "\n")
     if args.only != "training":

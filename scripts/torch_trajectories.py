@@ -11,6 +11,7 @@ the same steps with mlpcli's own backward() and optimizers and compares.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "torch_trajectori
 def problem() -> dict:
     """Initial weights (fan_in, fan_out), biases and STEPS batches, from a fixed seed."""
     rng = np.random.default_rng(2024)
-    weights = [rng.normal(0, 0.6, (i, o)).astype(np.float32) for i, o in zip(LAYERS, LAYERS[1:])]
+    weights = [rng.normal(0, 0.6, (i, o)).astype(np.float32) for i, o in pairwise(LAYERS)]
     biases = [rng.normal(0, 0.1, o).astype(np.float32) for o in LAYERS[1:]]
     X = rng.normal(0, 1, (STEPS, BATCH, LAYERS[0])).astype(np.float32)
     y = rng.integers(0, LAYERS[-1], (STEPS, BATCH))
@@ -48,7 +49,7 @@ def torch_trajectory(case: str, start: dict) -> list[list[list]]:
 
     name, settings, lr, wd = CASES[case]
     params = []
-    for W, b in zip(start["weights"], start["biases"]):
+    for W, b in zip(start["weights"], start["biases"], strict=True):
         params += [torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)]
     if name in ("sgd", "momentum", "nesterov"):
         optimizer = torch.optim.SGD(
@@ -68,7 +69,7 @@ def torch_trajectory(case: str, start: dict) -> list[list[list]]:
             weight_decay=wd,
         )
     trajectory = []
-    for X, y in zip(start["X"], start["y"]):
+    for X, y in zip(start["X"], start["y"], strict=True):
         A = torch.tensor(X)
         for layer in range(len(LAYERS) - 1):
             A = A @ params[2 * layer] + params[2 * layer + 1]

@@ -101,3 +101,33 @@ def test_render_text_draws_ink_dark_to_bright():
     assert len(lines) == 28 and all(len(line) == 56 for line in lines)
     assert lines[0].startswith("@@") and lines[0][2:4] not in ("  ", "@@")
     assert lines[1].strip() == ""
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n0 0 moveto 28 28 lineto stroke\n"
+
+
+def test_postscript_is_refused_before_ghostscript_could_run(tmp_path, monkeypatch):
+    """Pillow hands EPS to Ghostscript, a program: such files must never reach a plugin."""
+    from PIL import EpsImagePlugin
+
+    def never(*args, **kwargs):
+        raise AssertionError("Ghostscript was called")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", never)
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", never)
+    for name in ("digit.eps", "digit.png"):  # the name does not matter, the bytes do
+        (tmp_path / name).write_bytes(EPS)
+        with pytest.raises(ImageError, match="in the EPS format, which mlpcli does not open"):
+            prepare_image(tmp_path / name)
+
+
+def test_formats_beyond_the_common_raster_ones_are_refused_by_name(tmp_path):
+    path = tmp_path / "digit.pcx"
+    Image.new("L", (28, 28), 255).save(path)
+    with pytest.raises(ImageError, match=r"digit\.pcx is in the PCX format.*PNG, JPEG"):
+        prepare_image(path)
+    for kind in ("tiff", "webp", "ppm", "gif", "bmp"):
+        image = Image.new("L", (40, 40), 255)
+        image.paste(0, (15, 5, 25, 35))
+        image.save(tmp_path / f"digit.{kind}")
+        assert prepare_image(tmp_path / f"digit.{kind}").has_digit

@@ -216,3 +216,56 @@ def test_huge_images_and_decompression_bombs_are_refused_cleanly(tmp_path, side)
     with pytest.raises(ImageError, match="too large.*scale it down") as caught:
         prepare_image(path)
     _one_line(str(caught.value))
+
+
+def test_an_unwritable_out_folder_is_refused_before_training(tiny_mnist, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    started = []
+    monkeypatch.setattr("mlpcli.api.train", lambda *a, **k: started.append(1))
+    for out in ("/proc/model.npz", ""):
+        result = CliRunner().invoke(cli, ["train", "--out", out])
+        assert result.exit_code == 2, result.output
+        assert "--out" in result.stderr and "Traceback" not in result.output
+    assert started == []  # nothing was trained, so nothing was lost
+
+
+def test_a_file_that_appears_at_out_during_training_is_kept(tiny_mnist, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlpcli import api
+    from mlpcli.cli import cli
+
+    out = tmp_path / "model.npz"
+    real_train = api.train
+
+    def someone_writes_out_meanwhile(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        out.write_bytes(b"another run's file")
+        return result
+
+    monkeypatch.setattr(api, "train", someone_writes_out_meanwhile)
+    args = ["train", "--layers", "784,8,10", "--epochs", "1", "--validation-size", "50"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == b"another run's file"
+    beside = tmp_path / "model-1.npz"
+    assert f"saved {beside}" in result.stdout and "appeared" in result.stderr
+    from mlpcli import load_checkpoint
+
+    assert load_checkpoint(beside).model.layers == [784, 8, 10]
+
+
+def test_atomic_write_without_replacing_takes_the_next_free_name(tmp_path):
+    from mlpcli.io.files import atomic_write
+
+    target = tmp_path / "a.npz"
+    target.write_bytes(b"old")
+    (tmp_path / "a-1.npz").write_bytes(b"older")
+    with atomic_write(target, replace=False) as out:
+        out.file.write(b"new")
+    assert out.path == tmp_path / "a-2.npz" and out.path.read_bytes() == b"new"
+    assert target.read_bytes() == b"old" and (tmp_path / "a-1.npz").read_bytes() == b"older"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-1.npz", "a-2.npz", "a.npz"]

@@ -211,10 +211,10 @@ def _fetch_verified(
     import requests
 
     try:
-        with atomic_write(data_dir / f"{name}.gz") as file:
-            _stream_to(url, file, timeout, progress)
-            file.seek(0)
-            return _verified(_decompress(file.read(), "the download"), sha256, "the download")
+        with atomic_write(data_dir / f"{name}.gz") as out:
+            _stream_to(url, out.file, timeout, progress)
+            out.file.seek(0)
+            return _verified(_decompress(out.file.read(), "the download"), sha256, "the download")
     except requests.RequestException:
         raise  # requests' errors are OSErrors too, but they are the network's fault
     except OSError as exc:

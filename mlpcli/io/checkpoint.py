@@ -50,10 +50,16 @@ class Checkpoint:
 
 
 def save_checkpoint(
-    path: str | Path, model: MLP, meta: dict, resume: dict[str, np.ndarray] | None = None
-) -> None:
+    path: str | Path,
+    model: MLP,
+    meta: dict,
+    resume: dict[str, np.ndarray] | None = None,
+    replace: bool = True,
+) -> Path:
     """Write atomically (see files.atomic_write): a crash leaves the old file or the new one.
-    `resume` holds the arrays a resumed run needs, by name (training.RunState.arrays())."""
+    `resume` holds the arrays a resumed run needs, by name (training.RunState.arrays()).
+    With `replace` False an existing file is kept and the checkpoint goes to the first free
+    name beside it. Returns the path written."""
     if not all(np.isfinite(a).all() for a in model.weights + model.biases):
         raise CheckpointError(
             "refusing to save weights that hold NaN or inf; lower the learning rate and train again"
@@ -73,11 +79,12 @@ def save_checkpoint(
     arrays |= {f"b{i}": b for i, b in enumerate(model.biases, 1)}
     arrays |= {RESUME_PREFIX + name: a for name, a in (resume or {}).items()}
     try:
-        with atomic_write(Path(path)) as file:
-            np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
+        with atomic_write(Path(path), replace) as out:
+            np.savez(out.file, meta=np.array(json.dumps(meta)), **arrays)
+        return out.path
     except OSError as exc:
         raise CheckpointError(
-            f"cannot write {path} ({exc.strerror}); choose another file with --out"
+            f"cannot write {path} ({exc.strerror or exc}); choose another file with --out"
         ) from None
 
 

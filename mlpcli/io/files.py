@@ -10,6 +10,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,9 +21,18 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+@dataclass
+class AtomicFile:
+    file: BinaryIO  # write here
+    path: Path  # where the bytes are once the block ends: the target, or a free name beside it
+
+
 @contextlib.contextmanager
-def atomic_write(target: Path) -> Iterator[BinaryIO]:
-    """Yields a binary file; on normal exit its bytes replace `target` in one rename.
+def atomic_write(target: Path, replace: bool = True) -> Iterator[AtomicFile]:
+    """Yields a binary file; on normal exit its bytes replace `target` in one rename. With
+    `replace` False an existing file is never replaced, even one that appeared while the
+    bytes were written: they go to the first free name of target, target-1, target-2 ...
+    (AtomicFile.path says which), claimed in one step that fails if the name is taken.
 
     Raises OSError when the folder is not writable, before anything else happens.
     """
@@ -30,12 +40,42 @@ def atomic_write(target: Path) -> Iterator[BinaryIO]:
     handle = tempfile.NamedTemporaryFile(
         dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
     )
+    written = AtomicFile(handle, target)
     try:
         with handle:
-            yield handle
+            yield written
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(handle.name, _default_mode())  # mkstemp makes 0600; give what open() would
-        os.replace(handle.name, target)
+        if replace:
+            os.replace(handle.name, target)
+        else:
+            written.path = _place_without_replacing(Path(handle.name), target)
     finally:
         Path(handle.name).unlink(missing_ok=True)
+
+
+def _free_names(target: Path) -> Iterator[Path]:
+    yield target
+    for number in range(1, 1000):
+        yield target.with_name(f"{target.stem}-{number}{target.suffix}")
+
+
+def _place_without_replacing(source: Path, target: Path) -> Path:
+    """Link `source` at the first free name for `target`: a hard link fails, rather than
+    replace, when the name exists, with no moment between looking and placing. Where the
+    file system has no hard links, the name is claimed by creating it exclusively first."""
+    for name in _free_names(target):
+        try:
+            os.link(source, name)
+            return name
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here (some network and FAT file systems)
+            try:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                continue
+            os.replace(source, name)
+            return name
+    raise FileExistsError(f"{target} and the 999 names after it are all taken")

@@ -23,6 +23,32 @@ INK_FLOOR = 0.05  # ink fainter than this share of the darkest stroke counts as 
 NOISE_STDS = 6.0  # ink must stand out from the paper by this many noise standard deviations
 
 
+# The decoders Pillow may use: plain raster formats decoded in-process. Others are refused
+# before any plugin sees the file: EPS and PostScript hand it to Ghostscript, a program.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+
+
+def _sniffed_format(path: str | Path) -> str | None:
+    """The name of the format Pillow would take `path` for, from its first bytes alone
+    (each plugin's own accept() test of the magic bytes; nothing is decoded), or None."""
+    from PIL import Image
+
+    Image.init()
+    try:
+        with open(path, "rb") as file:
+            prefix = file.read(64)
+    except OSError:
+        return None
+    for name in Image.ID:
+        accept = Image.OPEN[name][1]
+        try:
+            if accept is not None and accept(prefix):
+                return name
+        except Exception:  # a plugin's test of a prefix too short for it: not that format
+            continue
+    return None
+
+
 @dataclass
 class PreparedImage:
     pixels: np.ndarray  # (28, 28) float32 in [0, 1], ink bright, like MNIST pixel / 255
@@ -34,18 +60,27 @@ def read_grayscale(path: str | Path) -> np.ndarray:
     white paper; the first frame of an animation is used; EXIF rotation is applied."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    # open() looks each of IMAGE_FORMATS up among the registered plugins; Pillow registers
+    # PNG, JPEG, GIF, BMP and PPM itself, and importing all of them (Image.init) is slow
+    from PIL import TiffImagePlugin, WebPImagePlugin  # noqa: F401
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=IMAGE_FORMATS) as image:
                 image.seek(0)
                 image = ImageOps.exif_transpose(image)
                 return _to_gray(image)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
+        other = _sniffed_format(path)
+        if other:
+            raise ImageError(
+                f"{path} is in the {other} format, which mlpcli does not open (some formats run "
+                f"programs to decode); convert it to one of {', '.join(IMAGE_FORMATS)}"
+            ) from None
         raise ImageError(
-            f"{path} is not an image Pillow can read (PNG, JPEG, GIF, BMP, ...)"
+            f"{path} is not an image mlpcli reads ({', '.join(IMAGE_FORMATS)})"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
