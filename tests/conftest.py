@@ -161,3 +161,37 @@ def run_state(model, seed: int = 0, learning_rate: float = 0.1, optimizer: str =
         np.random.default_rng(seed),
         np.random.default_rng(seed + 1),
     )
+
+
+def ctrl_c_in_epoch(monkeypatch, epoch: int) -> None:
+    """Make training raise KeyboardInterrupt as epoch `epoch` starts, as Ctrl-C would; the
+    epochs before it run as usual."""
+    from mlpcli.training import loop
+
+    real, started = loop._run_epoch, []
+
+    def interrupted(*args, **kwargs):
+        started.append(1)
+        if len(started) == epoch:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_run_epoch", interrupted)
+
+
+def central_differences(value, params: list[np.ndarray], h: float = 1e-6) -> list[np.ndarray]:
+    """d value() / d p for every entry of every array in `params` (float64, changed in place
+    and restored), by central differences."""
+    numeric = []
+    for param in params:
+        gradient = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            saved = param[index]
+            param[index] = saved + h
+            up = value()
+            param[index] = saved - h
+            down = value()
+            param[index] = saved
+            gradient[index] = (up - down) / (2 * h)
+        numeric.append(gradient)
+    return numeric

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import ctrl_c_in_epoch
 from PIL import Image
 
 from mlpcli import load_checkpoint
 from mlpcli.cli import cli
 from mlpcli.errors import MlpError
-from mlpcli.training import loop as training_loop
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -188,16 +188,7 @@ def test_divergence_exits_1_without_a_checkpoint(tiny_mnist, tmp_path):
 
 
 def test_ctrl_c_saves_the_best_weights_and_exits_130(tiny_mnist, tmp_path, monkeypatch):
-    real = training_loop._run_epoch
-    epochs = []
-
-    def interrupted_in_epoch_two(*args, **kwargs):
-        epochs.append(1)
-        if len(epochs) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training_loop, "_run_epoch", interrupted_in_epoch_two)
+    ctrl_c_in_epoch(monkeypatch, 2)
     out = tmp_path / "m.npz"
     result = run("train", *QUICK, "--out", out)
     assert result.exit_code == 130
@@ -267,7 +258,7 @@ def test_predict_bad_image_is_one_line_exit_1(trained, tmp_path):
     result = run("predict", tmp_path / "x.png", "--checkpoint", out)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        f"Error: {tmp_path / 'x.png'} is not an image Pillow can read (PNG, JPEG, GIF, BMP, ...)"
+        f"Error: {tmp_path / 'x.png'} is not an image mlpcli reads (PNG, JPEG, GIF, BMP, TIFF, WEBP, PPM)"
     ]
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import central_differences
 
 from mlpcli.nn.dropout import Dropout
 from mlpcli.nn.losses import LOSSES
@@ -35,19 +36,9 @@ def test_gradients_with_dropout_match_central_differences(activation):
     cache = forward(model, X, _masks())
     assert any(m is not None and (m == 0).any() for m in cache.masks)  # some units dropped
     dWs, dbs = backward(model, cache, loss.gradient(cache.logits, y))
-    h = 1e-6
-    for params, grads in ((model.weights, dWs), (model.biases, dbs)):
-        for param, grad in zip(params, grads, strict=True):
-            numeric = np.zeros_like(param)
-            for index in np.ndindex(param.shape):
-                saved = param[index]
-                param[index] = saved + h
-                up = value()
-                param[index] = saved - h
-                down = value()
-                param[index] = saved
-                numeric[index] = (up - down) / (2 * h)
-            np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-7)
+    numeric = central_differences(value, model.weights + model.biases)
+    for grad, expected in zip(dWs + dbs, numeric, strict=True):
+        np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-7)
 
 
 def test_masks_drop_about_p_and_scale_the_kept_units():

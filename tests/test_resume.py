@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import ctrl_c_in_epoch
 
 from mlpcli import load_checkpoint
 from mlpcli.cli import cli
-from mlpcli.training import loop as training_loop
 
 QUICK = ["--validation-size", "100", "--layers", "784,16,10", "--quiet", "--batch-size", "32"]
 
@@ -55,17 +55,9 @@ def test_a_run_stopped_with_ctrl_c_resumes(tiny_mnist, tmp_path, monkeypatch):
     recipe = ["--optimizer", "adam", "--lr", "0.003", "--dropout", "0.3", "--epochs", 4]
     straight, stopped = tmp_path / "straight.npz", tmp_path / "stopped.npz"
     assert run("train", *QUICK, *recipe, "--out", straight).exit_code == 0
-    real, epochs = training_loop._run_epoch, []
-
-    def interrupted_in_epoch_three(*args, **kwargs):
-        epochs.append(1)
-        if len(epochs) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(training_loop, "_run_epoch", interrupted_in_epoch_three)
-    assert run("train", *QUICK, *recipe, "--out", stopped).exit_code == 130
-    monkeypatch.setattr(training_loop, "_run_epoch", real)
+    with monkeypatch.context() as patched:
+        ctrl_c_in_epoch(patched, 3)
+        assert run("train", *QUICK, *recipe, "--out", stopped).exit_code == 130
     assert load_checkpoint(stopped).meta["resume"]["epoch"] == 2
     assert run("train", "--resume", stopped, "--quiet").exit_code == 0  # --epochs 4 as saved
     assert_same_run(straight, stopped)
