@@ -277,9 +277,10 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
 @train_option(
     "--engine",
     click.Choice(ENGINE_CHOICES),
-    "How the steps are computed: compiled (C, multiplying by the ink alone: plain SGD), "
-    "numpy (fused NumPy: plain SGD), reference (the readable NumPy of mlpcli/nn: "
-    "everything); auto: the fastest that takes the options. All take the same steps.",
+    "How the steps are computed: compiled (C that multiplies by the ink alone: "
+    "cross-entropy, no input dropout), numpy (fused NumPy: plain SGD only), reference (the "
+    "readable NumPy of mlpcli/nn: everything); auto: the fastest that takes the options, "
+    "saying why it passed the others over. All take the same steps, to float rounding.",
 )
 @click.option(
     "--out",

@@ -58,11 +58,17 @@ class PreparedImage:
 def read_grayscale(path: str | Path) -> np.ndarray:
     """Image file -> (h, w) float32 in [0, 1], 0 = black. Transparency is composited over
     white paper; the first frame of an animation is used; EXIF rotation is applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    # open() looks each of IMAGE_FORMATS up among the registered plugins: Pillow registers
+    # PNG, JPEG, GIF, BMP and PPM itself; TIFF's and WebP's are imported here rather than all
+    # of them (Image.init), which would slow every `mlp predict`
+    from PIL import (  # noqa: F401
+        Image,
+        ImageOps,
+        TiffImagePlugin,
+        UnidentifiedImageError,
+        WebPImagePlugin,
+    )
 
-    # open() looks each of IMAGE_FORMATS up among the registered plugins; Pillow registers
-    # PNG, JPEG, GIF, BMP and PPM itself, and importing all of them (Image.init) is slow
-    from PIL import TiffImagePlugin, WebPImagePlugin  # noqa: F401
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
