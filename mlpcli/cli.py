@@ -24,7 +24,6 @@ from .nn.optim import OPTIMIZERS
 from .nn.schedules import SCHEDULES
 
 DEFAULT_CHECKPOINT = "checkpoint.npz"
-INTERRUPTED_EXIT = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
 
 
 class LayersType(click.ParamType):
@@ -372,11 +371,11 @@ def train(
         )
     except KeyboardInterrupt:  # while loading data or measuring the final figures
         _echo_err("interrupted; nothing was saved")
-        sys.exit(INTERRUPTED_EXIT)
+        sys.exit(_interrupted_exit())
     meta = result.meta
     if result.epochs_run == 0:
         _echo_err("interrupted before an epoch finished; nothing was saved")
-        sys.exit(INTERRUPTED_EXIT)
+        sys.exit(_interrupted_exit())
     written = save_checkpoint(
         out, result.model, meta, result.resume, replace=force or replacing_the_resumed
     )
@@ -398,7 +397,15 @@ def train(
     click.echo(f"saved {written}")
     if result.interrupted:
         _echo_err("interrupted: the best weights so far were saved")
-        sys.exit(INTERRUPTED_EXIT)
+        sys.exit(_interrupted_exit())
+
+
+def _interrupted_exit() -> int:
+    """The shell's code for a process stopped by a signal: 128 + its number (130 for Ctrl-C,
+    143 for SIGTERM)."""
+    from . import interrupts
+
+    return 128 + interrupts.stopped_by()
 
 
 def _check_writable(out: Path) -> None:

@@ -257,8 +257,9 @@ def test_predict_bad_image_is_one_line_exit_1(trained, tmp_path):
     (tmp_path / "x.png").write_text("no image here")
     result = run("predict", tmp_path / "x.png", "--checkpoint", out)
     assert result.exit_code == 1
+    formats = "PNG, JPEG, GIF, BMP, TIFF, WEBP, PPM"
     assert result.stderr.strip().splitlines() == [
-        f"Error: {tmp_path / 'x.png'} is not an image mlpcli reads (PNG, JPEG, GIF, BMP, TIFF, WEBP, PPM)"
+        f"Error: {tmp_path / 'x.png'} is not an image mlpcli reads ({formats})"
     ]
 
 

@@ -67,7 +67,8 @@ def test_real_mnist_shapes_and_checksums(real_mnist):
     assert np.bincount(mnist["test-labels"]).tolist()[:2] == [980, 1135]
 
 
-def test_sigint_saves_the_best_weights_and_exits_130(real_mnist, tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_the_best_weights_and_exits_128_plus_it(real_mnist, tmp_path, signum, code):
     out = tmp_path / "interrupted.npz"
     command = [
         sys.executable,
@@ -94,10 +95,10 @@ def test_sigint_saves_the_best_weights_and_exits_130(real_mnist, tmp_path):
     try:
         for line in process.stderr:
             if line.startswith("epoch   2  "):
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signum)
                 break
         rest = process.stderr.read()
-        assert process.wait() == 130, rest
+        assert process.wait() == code, rest
     finally:
         watchdog.cancel()
     assert "the best weights so far were saved" in rest and "Traceback" not in rest
