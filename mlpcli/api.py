@@ -29,6 +29,7 @@ from .nn.optim import OPTIMIZERS, make_optimizer
 from .nn.schedules import SCHEDULES, Schedule
 from .report.metrics import evaluate_split
 from .training import FitOptions, RunState, fit
+from .training.loop import MONITORS
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
@@ -46,6 +47,7 @@ class TrainConfig:
     batch_size: int = 64
     patience: int = 5
     min_delta: float = 0.0
+    monitor: str = "loss"
     validation_size: int = 10_000
     seed: int = 0
     engine: str = "auto"
@@ -84,6 +86,7 @@ class TrainConfig:
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
             ("engine", ENGINE_CHOICES),
+            ("monitor", MONITORS),
         )
         for name, table in choices:
             if getattr(self, name) not in table:

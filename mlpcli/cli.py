@@ -22,6 +22,7 @@ from .nn.initializers import INITIALIZERS
 from .nn.losses import LOSSES
 from .nn.optim import OPTIMIZERS
 from .nn.schedules import SCHEDULES
+from .training.loop import MONITORS
 
 DEFAULT_CHECKPOINT = "checkpoint.npz"
 
@@ -194,12 +195,18 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
 @train_option(
     "--patience",
     click.IntRange(0),
-    "Stop after this many epochs without validation-loss improvement; 0 = never.",
+    "Stop after this many epochs without improvement (see --monitor); 0 = never.",
 )
 @train_option(
     "--min-delta",
     click.FloatRange(0),
-    "How much the validation loss must drop to count as an improvement.",
+    "How much the watched figure must improve to count (see --monitor).",
+)
+@train_option(
+    "--monitor",
+    click.Choice(MONITORS),
+    "What early stopping and the saved best epoch watch on the validation split: its loss, "
+    "or its accuracy (--min-delta then counts in accuracy, 0.001 = 0.1%).",
 )
 @train_option(
     "--validation-size",

@@ -155,7 +155,7 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
         ("wide", {"layers": [784, 800, 10]}),
         (
             "regularized",
-            {"optimizer": "momentum", "dropout": 0.5, "schedule": "cosine", "patience": 0},
+            {"optimizer": "adam", "input_dropout": 0.2, "monitor": "accuracy", "patience": 0},
         ),
     ],
 )

@@ -25,13 +25,15 @@ def _fit(options, validation=None, seed=0, **kwargs):
     return fit(state, _data(), validation, options, progress=False, **kwargs)
 
 
-def _scripted_validation(monkeypatch, losses):
-    """Make the per-epoch validation loss follow `losses`; keep a copy of the model each time."""
+def _scripted_validation(monkeypatch, losses, accuracies=None):
+    """Make the per-epoch validation loss (and accuracy) follow `losses` (and `accuracies`);
+    keep a copy of the model each time."""
     seen = []
 
     def scripted(model, split):
         seen.append(model.copy())
-        return {"loss": losses[len(seen) - 1], "accuracy": 0.5}
+        epoch = len(seen) - 1
+        return {"loss": losses[epoch], "accuracy": accuracies[epoch] if accuracies else 0.5}
 
     monkeypatch.setattr(loop_module, "evaluate_split", scripted)
     return seen
@@ -143,3 +145,14 @@ def test_ctrl_c_while_a_progress_bar_is_made_waits_until_it_is_whole(monkeypatch
     result = _fit(FitOptions(0.05, epochs=3, batch_size=30), _data(50, 1))
     assert result.interrupted and result.best_epoch == 0 and result.history == []
     assert len(bars) == 1  # the constructor ran to its end
+
+
+def test_monitor_accuracy_keeps_the_epoch_of_best_validation_accuracy(monkeypatch):
+    # the loss keeps rising while the accuracy peaks at epoch 3: the monitors keep other epochs
+    losses, accuracies = [0.10, 0.11, 0.12, 0.13], [0.95, 0.96, 0.97, 0.96]
+    for monitor, best in (("loss", 1), ("accuracy", 3)):
+        seen = _scripted_validation(monkeypatch, losses, accuracies)
+        options = FitOptions(0.05, epochs=4, patience=0, monitor=monitor)
+        result = _fit(options, _data(50, 1))
+        assert result.best_epoch == best
+        np.testing.assert_array_equal(result.model.weights[0], seen[best - 1].weights[0])

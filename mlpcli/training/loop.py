@@ -28,7 +28,8 @@ class FitOptions:
     epochs: int = 20  # the run's total, counting epochs done before a resume
     batch_size: int = 32  # 1 = per-sample SGD; 0 (or >= n) = full batch
     patience: int = 3  # epochs without improvement before stopping; 0 = never stop early
-    min_delta: float = 0.0  # how much the validation loss must drop to count as improvement
+    min_delta: float = 0.0  # how much the watched value must drop to count as improvement
+    monitor: str = "loss"  # what early stopping and the best epoch watch: one of MONITORS
     engine: str = "auto"  # "auto" or a name of engines.ENGINES
     optimizer: str = "sgd"
     weight_decay: float = 0.0
@@ -79,8 +80,9 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> FitResult:
     """Train state.model in place from epoch state.epoch + 1 to options.epochs, keeping the
-    weights of the epoch with the lowest validation loss (training loss when there is no
-    validation data) in state.best_model.
+    weights of the best epoch in state.best_model: the lowest validation loss, or with
+    options.monitor "accuracy" the highest validation accuracy (the training split's figures
+    when there is no validation data).
 
     Each epoch shuffles the sample indices from state.shuffle_rng and sets the optimizer's
     learning rate from state.schedule. Ctrl-C ends training within one chunk of samples;
@@ -103,12 +105,12 @@ def fit(
                 interrupts.check()
                 state.optimizer.learning_rate = state.schedule.learning_rate(epoch)
                 record = _run_epoch(engine, state, validation, options, batch_size, epoch, progress)
-                watched = record.get("validation_loss", record["train_loss"])
+                watched = watched_value(record, options.monitor)
                 state.schedule.observe(epoch, watched)
                 state.epoch = epoch
                 state.history.append(record)
-                if watched < state.best_loss - options.min_delta:
-                    state.best_loss, state.waited = watched, 0
+                if watched < state.best_watched - options.min_delta:
+                    state.best_watched, state.waited = watched, 0
                     state.best_model, state.best_epoch = model.copy(), epoch
                 else:
                     state.waited += 1
@@ -121,6 +123,19 @@ def fit(
     except KeyboardInterrupt:
         result.interrupted = True
     return result
+
+
+MONITORS = ("loss", "accuracy")
+
+
+def watched_value(record: dict, monitor: str) -> float:
+    """What early stopping, the best epoch and the plateau schedule watch in an epoch's
+    record, lower being better: the validation loss, or its error rate 1 - accuracy (the
+    training split's when there is no validation data)."""
+    split = "validation" if "validation_loss" in record else "train"
+    if monitor == "accuracy":
+        return 1 - record[f"{split}_accuracy"]
+    return record[f"{split}_loss"]
 
 
 def _run_epoch(

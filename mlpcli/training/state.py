@@ -28,7 +28,7 @@ class RunState:
     epoch: int = 0  # epochs completed
     best_model: MLP | None = None  # the weights of the epoch with the lowest watched loss
     best_epoch: int = 0
-    best_loss: float = math.inf
+    best_watched: float = math.inf  # the lowest value of what is watched (loop.watched)
     waited: int = 0  # epochs since the best one
     history: list[dict] = field(default_factory=list)
 
@@ -47,7 +47,7 @@ class RunState:
         """The rest, as JSON-ready values."""
         return {
             "epoch": self.epoch,
-            "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
+            "best_watched": None if math.isinf(self.best_watched) else self.best_watched,
             "waited": self.waited,
             "schedule": {
                 k: (None if isinstance(v, float) and math.isinf(v) else v)
@@ -77,4 +77,6 @@ class RunState:
         self.shuffle_rng.bit_generator.state = meta["rng"]["shuffle"]
         self.dropout_rng.bit_generator.state = meta["rng"]["dropout"]
         self.epoch, self.waited = int(meta["epoch"]), int(meta["waited"])
-        self.best_loss = math.inf if meta["best_loss"] is None else float(meta["best_loss"])
+        self.best_watched = (
+            math.inf if meta["best_watched"] is None else float(meta["best_watched"])
+        )
