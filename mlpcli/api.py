@@ -12,12 +12,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__
 from .data import IMAGE_SHAPE, NUM_CLASSES, load_mnist, make_splits, normalize
-from .engines import ENGINE_CHOICES, StepOptions, choose_engine
+from .engines import ENGINE_CHOICES
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import Checkpoint
 from .io.image import PreparedImage, prepare_image
@@ -28,8 +29,11 @@ from .nn.model import MLP
 from .nn.optim import OPTIMIZERS, make_optimizer
 from .nn.schedules import SCHEDULES, Schedule
 from .report.metrics import evaluate_split
-from .training import FitOptions, RunState, fit
-from .training.loop import MONITORS
+from .training import MONITORS
+
+if TYPE_CHECKING:  # the engines and the loop load when training starts, not for predict
+    from .engines.base import StepOptions
+    from .training import FitOptions, RunState
 
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
@@ -115,6 +119,8 @@ class TrainConfig:
                 "early stopping ends the run before the plateau schedule lowers the rate; "
                 "lower --lr-patience, or raise --patience (0: never stop early)"
             )
+        from .engines.choice import choose_engine
+
         choose_engine(self.engine, self.step_options())
 
     @property
@@ -125,6 +131,8 @@ class TrainConfig:
         return self.fit_options().step_options(self.activation, self.loss, self.layers)
 
     def fit_options(self) -> FitOptions:
+        from .training import FitOptions
+
         shared = {f.name for f in fields(FitOptions)} - {"learning_rate"}
         return FitOptions(learning_rate=self.lr, **{name: getattr(self, name) for name in shared})
 
@@ -218,6 +226,8 @@ def _typed(value) -> str:
 
 def start_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunState:
     """A new run's state from the seed, or, with `resume`, the state that checkpoint saved."""
+    from .training import RunState
+
     init_rng, shuffle_rng, dropout_rng = np.random.default_rng(config.seed).spawn(3)
     model = MLP.initialize(
         config.layers,
@@ -274,6 +284,8 @@ def train(
     """Load MNIST, train an MLP by `config`, and measure the best epoch on every split.
     With `resume` (a checkpoint that resume_config() accepted with this config), the run it
     saved goes on from its last completed epoch to config.epochs."""
+    from .training import fit
+
     config.validate()
     mnist = load_mnist(data_dir, mirrors, progress=progress)
     splits, (mean, std) = make_splits(mnist, config.validation_size, config.seed)

@@ -22,7 +22,7 @@ from .nn.initializers import INITIALIZERS
 from .nn.losses import LOSSES
 from .nn.optim import OPTIMIZERS
 from .nn.schedules import SCHEDULES
-from .training.loop import MONITORS
+from .training import MONITORS
 
 DEFAULT_CHECKPOINT = "checkpoint.npz"
 
@@ -435,7 +435,7 @@ def _check_writable(out: Path) -> None:
 
 def _say_engine(config: TrainConfig) -> None:
     """Say on stderr which engine trains, and why `auto` passed over the faster ones."""
-    from .engines import choose_engine, fallback_reasons
+    from .engines.choice import choose_engine, fallback_reasons
 
     if config.engine != "auto":
         return

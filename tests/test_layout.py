@@ -43,3 +43,27 @@ def test_only_the_cli_imports_click():
     for path in PACKAGE.rglob("*.py"):
         if path.name != "cli.py":
             assert "click" not in imported_modules(path), path
+
+
+def test_the_engine_names_the_cli_offers_are_the_engines_fastest_first():
+    from mlpcli.engines import ENGINE_CHOICES
+    from mlpcli.engines.choice import ENGINES
+
+    assert ENGINE_CHOICES == ("auto", *ENGINES)
+
+
+def test_the_cli_loads_no_engine_until_training():
+    """`mlp predict` must start quickly: importing the CLI loads neither the engines nor
+    the training loop (nor the compiled step)."""
+    import subprocess
+    import sys
+
+    heavy = ("mlpcli.engines.", "mlpcli.training.")
+    code = (
+        "import sys, mlpcli.cli, mlpcli.api; "
+        f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"

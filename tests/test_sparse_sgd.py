@@ -8,8 +8,9 @@ from conftest import run_state
 
 from mlpcli.api import TrainConfig
 from mlpcli.data import Split, normalize
-from mlpcli.engines import StepOptions, choose_engine
 from mlpcli.engines import compiled as sparse_sgd
+from mlpcli.engines.base import StepOptions
+from mlpcli.engines.choice import choose_engine
 from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
 from mlpcli.errors import ConfigError
 from mlpcli.nn.losses import cross_entropy

@@ -518,6 +518,7 @@ static float *floats(int64_t count) {
 typedef struct { /* the call's working copies and buffers; zero past each row's width */
     float *Ws, *c, *colsum, *base, *ink_sum, *grad, *below;
     float *vg, *m1, *s1, *bm1, *bs1; /* the dense path: v sum_i dZ_i, W_1's and b_1's buffers */
+    float *ink_grad; /* the dense path by rows: minus the ink's part of W_1's gradient */
     Columns columns;
     float *Z[MAX_LAYERS + 1], *A[MAX_LAYERS + 1];
     Dense dense[MAX_LAYERS];
@@ -531,7 +532,8 @@ typedef struct {
 
 static void release(Work *work, int depth) {
     void *blocks[] = {work->Ws, work->c,  work->colsum, work->base, work->ink_sum, work->grad,
-                      work->below, work->vg, work->m1, work->s1, work->bm1, work->bs1};
+                      work->below, work->vg, work->m1, work->s1, work->bm1, work->bs1,
+                      work->ink_grad};
     for (size_t j = 0; j < sizeof blocks / sizeof *blocks; j++) free(blocks[j]);
     free(work->columns.start), free(work->columns.row), free(work->columns.value);
     for (int l = 1; l <= depth; l++) free(work->Z[l]), free(work->A[l]);
@@ -562,9 +564,10 @@ static void copy_out(float *to, const float *from, int64_t rows, int64_t cols, i
 }
 
 /* The working copies of `net` (and with `state`, of the optimizer's buffers) for `threads`
- * training on order[0:n] in batches of `batch`: 0, or -1 out of memory. */
+ * training on order[0:n] in batches of `batch`, and with `by_rows` the dense path's
+ * ink_grad: 0, or -1 out of memory. */
 static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int64_t batch,
-                   int threads, const State *state) {
+                   int threads, const State *state, int by_rows) {
     int L = net->depth;
     int64_t d = net->size[0], H = net->size[1], P = padded(H), widest = 0, most_ink = 1;
     memset(work, 0, sizeof *work);
@@ -609,7 +612,8 @@ static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int6
     }
     if (ok && state) {
         ok = (work->vg = floats(P)) && (work->m1 = floats(d * P)) && (work->s1 = floats(d * P)) &&
-             (work->bm1 = floats(P)) && (work->bs1 = floats(P));
+             (work->bm1 = floats(P)) && (work->bs1 = floats(P)) &&
+             (!by_rows || (work->ink_grad = floats(d * P)));
         if (ok) {
             copy_in(work->m1, state->first[0], d, H, P, 0);
             copy_in(work->s1, state->second[0], d, H, P, 0);
@@ -686,24 +690,32 @@ INLINE void upper_layers(const Inputs *in, Net *net, Work *work, int64_t first, 
 }
 
 /* The dense path's first-layer step on columns h0..h0+nv*LANES (those below `top` real):
- * each row p of W takes the optimizer's step with its gradient, the ink's part (by columns)
- * plus vg = v sum_i dZ_i; then, with max_norm, each column is scaled back onto the ball;
- * colsum gets the new column sums. */
+ * each row p of W takes the optimizer's step with its gradient, the ink's part plus
+ * vg = v sum_i dZ_i; then, with max_norm, each column is scaled back onto the ball; colsum
+ * gets the new column sums. The ink's part comes by columns (cols), or, with cols NULL,
+ * from ink_grad, which ink_update() filled with minus it by rows and which is zeroed here:
+ * cheaper where a thread's columns fit in registers, as for plain SGD. */
 INLINE void first_layer_block(int nv, int64_t h0, int64_t top, const Columns *cols, int64_t d,
                               int64_t P, float *Ws, const float *dZ, const float *vg,
                               float *m, float *s, const Rule *rule, float max_norm,
-                              float *colsum) {
-    const int64_t *start = cols->start; /* locals, as in ink_update_block */
-    const int32_t *row = cols->row;
-    const float *value = cols->value;
+                              float *colsum, float *ink_grad) {
+    const int64_t *start = cols ? cols->start : NULL; /* locals, as in ink_update_block */
+    const int32_t *row = cols ? cols->row : NULL;
+    const float *value = cols ? cols->value : NULL;
     int64_t count = top - h0 < nv * LANES ? top - h0 : nv * LANES;
-    vec sum[4] = {0}, squares[4] = {0};
+    vec sum[4] = {0}, squares[4] = {0}, zero = {0};
     for (int64_t p = 0; p < d; p++) {
         vec acc[4];
         for (int q = 0; q < nv; q++) acc[q] = load(vg + h0 + q * LANES);
-        for (int64_t e = start[p]; e < start[p + 1]; e++) {
-            const float *g = dZ + (int64_t)row[e] * P + h0;
-            for (int q = 0; q < nv; q++) acc[q] += value[e] * load(g + q * LANES);
+        if (!cols) {
+            float *minus = ink_grad + p * P + h0;
+            for (int q = 0; q < nv; q++)
+                acc[q] -= load(minus + q * LANES), store(minus + q * LANES, zero);
+        } else {
+            for (int64_t e = start[p]; e < start[p + 1]; e++) {
+                const float *g = dZ + (int64_t)row[e] * P + h0;
+                for (int q = 0; q < nv; q++) acc[q] += value[e] * load(g + q * LANES);
+            }
         }
         float gradient[4 * LANES], *w = Ws + p * P + h0;
         for (int q = 0; q < nv; q++) store(gradient + q * LANES, acc[q]);
@@ -736,13 +748,17 @@ INLINE void first_layer_step(int64_t lo, int64_t hi, int64_t top, const Columns 
         int nv = (int)((hi - h0) / LANES < 4 ? (hi - h0) / LANES : 4);
         switch (nv) {
         case 4: first_layer_block(4, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                  work->m1, work->s1, rule, max_norm, work->colsum); break;
+                                  work->m1, work->s1, rule, max_norm, work->colsum,
+                                  work->ink_grad); break;
         case 3: first_layer_block(3, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                  work->m1, work->s1, rule, max_norm, work->colsum); break;
+                                  work->m1, work->s1, rule, max_norm, work->colsum,
+                                  work->ink_grad); break;
         case 2: first_layer_block(2, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                  work->m1, work->s1, rule, max_norm, work->colsum); break;
+                                  work->m1, work->s1, rule, max_norm, work->colsum,
+                                  work->ink_grad); break;
         default: first_layer_block(1, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                   work->m1, work->s1, rule, max_norm, work->colsum);
+                                   work->m1, work->s1, rule, max_norm, work->colsum,
+                                   work->ink_grad);
         }
     }
 }
@@ -782,12 +798,12 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
     if (batch == 1) /* a sample alone is too little to share: waits cost more than it saves */
         threads = 1; /* (784-800-10 per sample: 1.87 s an epoch on 1 thread, 2.3 on 2) */
     int dense = optim->kind != PLAIN_SGD; /* the dense path: every row of W_1 steps */
-    int by_rows = !dense && blocks <= 4 * threads; /* every thread's columns in one pass */
+    int by_rows = blocks <= 4 * threads; /* every thread's columns in one pass */
     float max_norm = dense ? (float)optim->max_norm : 0;
     double lr = optim->lr;
     if (!dense) state = NULL;
     Work work;
-    if (prepare(&work, net, in, n, batch, threads, state)) return -1;
+    if (prepare(&work, net, in, n, batch, threads, state, by_rows)) return -1;
 #pragma omp parallel num_threads(threads)
     {
 #ifdef _OPENMP
@@ -832,7 +848,10 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
                     optimize(&rule, net->b[0] + h0, gradient, work.bm1 + h0, work.bs1 + h0,
                              top - h0 < LANES ? top - h0 : LANES);
                 }
-                first_layer_step(lo, hi, top, &work.columns, d, P, &work, &rule, max_norm);
+                if (by_rows) /* minus the ink's part into ink_grad, by rows */
+                    ink_update(in, first, rows, NULL, d, lo, hi, P, work.ink_grad, work.grad);
+                first_layer_step(lo, hi, top, by_rows ? NULL : &work.columns, d, P, &work, &rule,
+                                 max_norm);
                 continue;
             }
             for (int64_t h0 = lo; h0 < hi; h0 += LANES) { /* b, c, colsum(Ws): the file's top */
@@ -889,6 +908,26 @@ static int take_optional(Buffers *buffers, PyObject *tuple, Py_ssize_t count,
         if (item != Py_None && !to[i]) return -1;
     }
     return 0;
+}
+
+enum { INDICES_FIT, BAD_ROW, BAD_ROWPTR, BAD_COLUMN };
+
+/* Every index is trusted only after it is checked: a bad one would write out of bounds.
+ * Which check fails first, or INDICES_FIT. (Its own function, on plain pointers, so that the
+ * column scan vectorizes: it reads every ink entry of the chunk.) */
+static int bad_index(const int64_t *order, const int64_t *labels, const int64_t *rowptr,
+                     const uint16_t *cols, int64_t n, int64_t rows_total, int64_t classes,
+                     int64_t width, int64_t nnz) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = order[i], label = labels[i];
+        if (r < 0 || r >= rows_total || label < 0 || label >= classes) return BAD_ROW;
+        int64_t start = rowptr[r], end = rowptr[r + 1];
+        if (start < 0 || start > end || end > nnz) return BAD_ROWPTR;
+        uint16_t widest = 0; /* a max, not a branch per column: vectorized, 5x faster */
+        for (int64_t q = start; q < end; q++) widest = cols[q] > widest ? cols[q] : widest;
+        if (start < end && widest >= width) return BAD_COLUMN;
+    }
+    return INDICES_FIT;
 }
 
 static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
@@ -978,24 +1017,17 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "the input takes no dropout mask here");
         goto done;
     }
-    /* every index is trusted only after it is checked: a bad one would write out of bounds */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t r = in.order[i], label = in.labels[i];
-        if (r < 0 || r >= rows_total || label < 0 || label >= net.size[net.depth]) {
-            PyErr_SetString(PyExc_IndexError, "an order or label index is out of range");
-            goto done;
-        }
-        if (in.rowptr[r] < 0 || in.rowptr[r] > in.rowptr[r + 1] || in.rowptr[r + 1] > nnz_bytes) {
-            PyErr_SetString(PyExc_ValueError, "rowptr must rise from 0 to the number of cols");
-            goto done;
-        }
-        uint16_t widest = 0; /* a max, not a branch per column: vectorized, 5x faster */
-        for (int64_t q = in.rowptr[r]; q < in.rowptr[r + 1]; q++)
-            widest = in.cols[q] > widest ? in.cols[q] : widest;
-        if (in.rowptr[r] < in.rowptr[r + 1] && widest >= net.size[0]) {
-            PyErr_SetString(PyExc_IndexError, "a column index is out of range");
-            goto done;
-        }
+    switch (bad_index(in.order, in.labels, in.rowptr, in.cols, n, rows_total,
+                      net.size[net.depth], net.size[0], nnz_bytes)) {
+    case BAD_ROW:
+        PyErr_SetString(PyExc_IndexError, "an order or label index is out of range");
+        goto done;
+    case BAD_ROWPTR:
+        PyErr_SetString(PyExc_ValueError, "rowptr must rise from 0 to the number of cols");
+        goto done;
+    case BAD_COLUMN:
+        PyErr_SetString(PyExc_IndexError, "a column index is out of range");
+        goto done;
     }
     int status;
     Tally tally = {0, 0};

@@ -13,10 +13,12 @@ import numpy as np
 
 from .. import interrupts
 from ..data import Split
-from ..engines import Engine, StepOptions, choose_engine
+from ..engines.base import Engine, StepOptions
+from ..engines.choice import choose_engine
 from ..errors import TrainingDiverged
 from ..nn.dropout import Dropout
 from ..report.metrics import evaluate_split
+from . import MONITORS  # noqa: F401  (what --monitor takes, listed where the CLI reads it)
 from .state import RunState
 
 
@@ -123,9 +125,6 @@ def fit(
     except KeyboardInterrupt:
         result.interrupted = True
     return result
-
-
-MONITORS = ("loss", "accuracy")
 
 
 def watched_value(record: dict, monitor: str) -> float:
