@@ -5,17 +5,17 @@
 Each measurement runs in a fresh subprocess (so no two BLAS thread pools ever coexist), and the
 frameworks take turns: ours, theirs, ours, theirs... Training figures are seconds for one epoch
 over the 60,000 MNIST training images, float32, cross-entropy, after a short warm-up, with
-plain SGD, SGD with momentum 0.9, or Adam, each framework with its own implementation of the
-same optimizer; data loading is not timed, but the compiled step's compression of the ink,
-which fit() does, is. "mlpcli" is what `mlp train` runs by default (--engine auto: the
-compiled step, for every row here); "mlpcli --engine numpy" is the fused NumPy engine (plain
-SGD only), "mlpcli --engine reference" the readable one. Each worker times 3 epochs in a row
-and reports their mean, as one epoch of 0.1 s
-is too short to rise above this shared machine's drift. PyTorch at batch size 1 is timed on the
-first 6,000 samples of each epoch and scaled to 60,000, as a full epoch takes minutes. PyTorch
-and scikit-learn are optional: what is not installed is skipped. A ratio theirs/ours is that of
-the medians, followed by the range of the ratios within each repeat, whose runs were seconds
-apart.
+plain SGD, SGD with momentum 0.9 (heavy-ball or Nesterov's), Adam, or AdamW (weight decay
+0.01), each framework with its own implementation of the same optimizer; data loading is not
+timed, but the compiled step's compression of the ink, which fit() does, is. "mlpcli" is
+what `mlp train` runs by default (--engine auto: the compiled step, for every row here);
+"mlpcli --engine numpy" is the fused NumPy engine (plain SGD only), "mlpcli --engine
+reference" the readable one. Each worker times 3 epochs in a row and reports their mean, as
+one epoch of 0.1 s is too short to rise above this shared machine's drift. PyTorch at batch
+size 1 is timed on the first 6,000 samples of each epoch and scaled to 60,000, as a full
+epoch takes minutes. PyTorch and scikit-learn are optional: what is not installed is
+skipped. A ratio theirs/ours is that of the medians, followed by the range of the ratios
+within each repeat, whose runs were seconds apart. `--configs` runs some configs alone.
 Process figures: peak RSS of `mlp train` (default network, one epoch), whole-process wall time
 of `mlp predict` against `python -c "import numpy, PIL.Image"`, and of `mlp evaluate`.
 """
@@ -41,9 +41,15 @@ CONFIGS = {
     "784-64-10, batch 64, Adam": ([784, 64, 10], 64, 0.001, "adam"),
     "784-800-10, batch 128, momentum": ([784, 800, 10], 128, 0.05, "momentum"),
     "784-800-10, batch 128, Adam": ([784, 800, 10], 128, 0.001, "adam"),
+    "784-64-10, batch 64, Nesterov": ([784, 64, 10], 64, 0.05, "nesterov"),
+    "784-64-10, batch 64, AdamW": ([784, 64, 10], 64, 0.001, "adamw"),
+    "784-800-10, batch 128, Nesterov": ([784, 800, 10], 128, 0.05, "nesterov"),
+    "784-800-10, batch 128, AdamW": ([784, 800, 10], 128, 0.001, "adamw"),
 }
+ADAMW_DECAY = 0.01  # torch.optim.AdamW's default weight decay, given to both
 PLAIN = ["784-64-10, batch 64", "784-800-10, batch 128"]
 OPTIMIZED = [name for name, config in CONFIGS.items() if config[3] != "sgd"]
+SKLEARN = ["784-64-10, batch 64", *[c for c in OPTIMIZED if "64-10" in c and "AdamW" not in c]]
 FRAMEWORKS = {  # name: (module it needs, configs it runs)
     "mlpcli": (None, list(CONFIGS)),
     "mlpcli --engine numpy": (None, PLAIN),
@@ -51,7 +57,7 @@ FRAMEWORKS = {  # name: (module it needs, configs it runs)
     "floor: the matrix products alone": (None, PLAIN),
     "PyTorch (1 thread)": ("torch", list(CONFIGS)),
     "PyTorch (2 threads)": ("torch", PLAIN + OPTIMIZED),
-    "scikit-learn": ("sklearn", ["784-64-10, batch 64", *OPTIMIZED[:2]]),
+    "scikit-learn": ("sklearn", SKLEARN),
 }
 TORCH_BATCH_ONE_SAMPLES = 6000
 EPOCHS = 3  # timed per worker, in a row; the figure is their mean
@@ -77,6 +83,7 @@ def _time_mlpcli(layers, batch_size, learning_rate, optimizer, data_dir, engine)
         layers=layers,
         lr=learning_rate,
         optimizer=optimizer,
+        weight_decay=ADAMW_DECAY if optimizer == "adamw" else 0.0,
         batch_size=batch_size,
         epochs=1,
         patience=0,
@@ -141,9 +148,17 @@ def _time_torch(layers, batch_size, learning_rate, optimizer_name, data_dir, thr
     model = torch.nn.Sequential(*parts[:-1])
     if optimizer_name == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    elif optimizer_name == "adamw":
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=learning_rate, weight_decay=ADAMW_DECAY
+        )
     else:
-        momentum = 0.9 if optimizer_name == "momentum" else 0.0
-        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=learning_rate,
+            momentum=0.0 if optimizer_name == "sgd" else 0.9,
+            nesterov=optimizer_name == "nesterov",
+        )
     count = TORCH_BATCH_ONE_SAMPLES if batch_size == 1 else len(y)
 
     def epoch(samples: int) -> None:
@@ -172,8 +187,8 @@ def _time_sklearn(layers, batch_size, learning_rate, optimizer, data_dir) -> flo
         solver="adam" if optimizer == "adam" else "sgd",
         batch_size=batch_size,
         learning_rate_init=learning_rate,
-        momentum=0.9 if optimizer == "momentum" else 0.0,
-        nesterovs_momentum=False,
+        momentum=0.9 if optimizer in ("momentum", "nesterov") else 0.0,
+        nesterovs_momentum=optimizer == "nesterov",
         alpha=0.0,
         random_state=0,
     )
