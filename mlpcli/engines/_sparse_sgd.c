@@ -411,7 +411,7 @@ INLINE void dense_backward(Dense *layer, const float *A, const float *dZ, int64_
     }
 }
 
-/* ---- activations (activations.py) and the cross-entropy step (sgd.py) ---- */
+/* ---- activations (nn/activations.py) and the cross-entropy step (nn/losses.py) ---- */
 
 INLINE void activate(const Inputs *in, const float *restrict Z, float *restrict A,
                      int64_t count) {

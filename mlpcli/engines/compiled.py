@@ -181,7 +181,7 @@ def dropout_masks(dropout: Dropout, layers: list[int], rows: int, batch_size: in
 
 
 class CompiledEngine(Engine):
-    """sgd_minibatches_on_ink a chunk at a time, on every CPU this process may use."""
+    """train_on_ink a chunk at a time, on every CPU this process may use."""
 
     name = "compiled"
 

@@ -5,7 +5,7 @@ often they are inked, most often first, the ink of a whole batch of 64 training 
 on average in the first 625 of the 784 columns: past those, every image of the batch is
 blank. The first layer's two large products (forward X W and update W -= X^T dZ) then need
 only the inked prefix of the columns; the blank tail, where every row holds the same value,
-is cheap to account for exactly (sgd.py, BlankTail). Training reorders the pixel columns of
+is cheap to account for exactly (fast_numpy.py, BlankTail). Training reorders the pixel columns of
 each chunk it normalizes, and the rows of W for each epoch; nothing outside training sees
 that order.
 

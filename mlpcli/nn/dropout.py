@@ -29,7 +29,3 @@ class Dropout:
             return None
         kept = self.rng.random(shape, dtype=np.float32) >= np.float32(p)
         return kept * np.float32(1 / (1 - p))
-
-    @property
-    def active(self) -> bool:
-        return self.hidden > 0 or self.input > 0
