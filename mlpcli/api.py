@@ -105,8 +105,9 @@ class TrainConfig:
             _check_range(name, getattr(self, name), low, high, high_open)
         if not self.lr > 0:
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        if not self.eps > 0:
-            raise ConfigError(f"eps must be a positive number, got {self.eps}")
+        for name in ("eps", "init_scale"):
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs:
             raise ConfigError(
                 f"warmup_epochs {self.warmup_epochs} must be fewer than epochs {self.epochs}"
@@ -140,6 +141,7 @@ class TrainConfig:
 # (option, least, most, whether `most` itself is out): each must also be finite
 RANGES = (
     ("epochs", 1, math.inf, True),
+    ("leaky_slope", 0, 1, False),
     ("batch_size", 0, math.inf, True),
     ("patience", 0, math.inf, True),
     ("validation_size", 0, math.inf, True),
@@ -165,7 +167,13 @@ def _check_range(name: str, value, low: float, high: float, high_open: bool) -> 
         math.isfinite(value) and low <= value and (value < high if high_open else value <= high)
     )
     if not inside:
-        most = "" if math.isinf(high) else f" and below {high}" if high_open else f" to {high}"
+        most = (
+            ""
+            if math.isinf(high)
+            else f" and below {high}"
+            if high_open
+            else f" and at most {high}"
+        )
         raise ConfigError(f"{name} must be at least {low}{most}, got {value}")
 
 

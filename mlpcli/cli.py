@@ -17,6 +17,7 @@ from . import __version__
 from .api import TrainConfig
 from .engines import ENGINE_CHOICES
 from .errors import ConfigError, MlpError
+from .io.files import is_regular_file
 from .nn.activations import ACTIVATIONS
 from .nn.initializers import INITIALIZERS
 from .nn.losses import LOSSES
@@ -53,6 +54,11 @@ class LayersType(click.ParamType):
         return sizes
 
 
+# Options a config file may not set: they decide what is replaced or resumed, which a
+# shared file should never do on its own.
+NOT_IN_CONFIGS = ("force", "resume")
+
+
 def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -> str | None:
     """Read a TOML config into click's default_map, so flags on the command line still win."""
     if path is None:
@@ -61,30 +67,62 @@ def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib
+
+    def refuse(why: str) -> click.BadParameter:
+        return click.BadParameter(why, ctx, param)
+
+    if not is_regular_file(path):
+        raise refuse(f"{path} is not a regular file (a FIFO or device would never end)")
     try:
         with open(path, "rb") as file:
-            table = tomllib.load(file)
+            table = tomllib.loads(file.read().decode("utf-8"))
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {path} ({exc.strerror})", ctx, param) from None
+        raise refuse(f"cannot read {path} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise refuse(f"{path} is not UTF-8 text, which TOML must be") from None
     except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(f"{path} is not valid TOML ({exc})", ctx, param) from None
+        raise refuse(f"{path} is not valid TOML ({exc})") from None
+    except RecursionError:
+        raise refuse(f"{path} is nested too deeply to be a config") from None
     options = {p.name: p for p in ctx.command.params if p.name not in ("config", "help")}
     defaults = {}
     for key, value in table.items():
         name = key.replace("-", "_")
+        if name in NOT_IN_CONFIGS:
+            raise refuse(f"{key} cannot be set in {path}; give --{key} on the command line")
         if name not in options or isinstance(value, dict):
-            known = ", ".join(sorted(n.replace("_", "-") for n in options))
-            raise click.BadParameter(
-                f"unknown key {key!r} in {path}; known keys: {known}", ctx, param
+            known = ", ".join(
+                sorted(n.replace("_", "-") for n in options if n not in NOT_IN_CONFIGS)
             )
+            raise refuse(f"unknown key {key!r} in {path}; known keys: {known}")
+        wrong = _wrong_toml_type(options[name], value)
+        if wrong:
+            raise refuse(f"{key} = {value!r} in {path}: {wrong}")
         try:
             defaults[name] = options[name].type_cast_value(ctx, value)
         except click.BadParameter as exc:
-            raise click.BadParameter(
-                f"{key} = {value!r} in {path}: {exc.message}", ctx, param
-            ) from None
+            raise refuse(f"{key} = {value!r} in {path}: {exc.message}") from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path
+
+
+def _wrong_toml_type(param: click.Parameter, value) -> str | None:
+    """Why a TOML value cannot stand for the option, or None. click would coerce 1.9 to an
+    integer 1 and true to 1: a config file says what it means or is refused."""
+    kind = param.type
+    if isinstance(value, bool) and not (
+        isinstance(kind, click.types.BoolParamType) or param.is_flag
+    ):
+        return "expected a number or text, not true/false"
+    if isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
+        wanted = int if isinstance(kind, click.types.IntParamType) else (int, float)
+        if not isinstance(value, wanted):
+            return "expected a whole number" if wanted is int else "expected a number"
+    elif isinstance(kind, click.Choice) and not isinstance(value, str):
+        return f"expected one of {', '.join(map(str, kind.choices))}, in quotes"
+    elif isinstance(value, list) and not isinstance(kind, LayersType):
+        return "expected a single value, not a list"
+    return None
 
 
 DEFAULTS = TrainConfig()
@@ -355,6 +393,16 @@ def train(
     out = Path(DEFAULT_CHECKPOINT) if out is None else out
     _check_writable(out)
     replacing_the_resumed = resume is not None and out.resolve() == resume.resolve()
+    if out.is_symlink():
+        raise click.UsageError(
+            f"--out {out} is a symbolic link; give the file it points to, or another name "
+            "(mlpcli replaces only regular files)"
+        )
+    if out.exists() and not out.is_file():
+        raise click.UsageError(
+            f"--out {out} is not a regular file (a folder, FIFO or device); mlpcli replaces "
+            "only regular files, even with --force"
+        )
     if out.exists() and not force and not replacing_the_resumed:
         raise click.UsageError(
             f"{out} already exists; choose another file with --out, or replace it with --force"
@@ -530,10 +578,18 @@ def predict(images: tuple[Path, ...], checkpoint: Path, as_json: bool, show: boo
     """The digit in each image (PNG, JPEG, ... any size, dark ink on light paper or the
     reverse), with its probability and the next two candidates."""
     from .api import predict_images
+    from .errors import ImageError
     from .io.checkpoint import load_checkpoint
     from .io.image import render_text
 
-    for p in predict_images(load_checkpoint(checkpoint), list(images)):
+    loaded, failed = load_checkpoint(checkpoint), 0
+    for image in images:  # one at a time: a bad file costs its own answer, not the others'
+        try:
+            (p,) = predict_images(loaded, [image])
+        except ImageError as exc:
+            _echo_err(f"Error: {exc}")
+            failed += 1
+            continue
         if not p.image.has_digit:
             _echo_err(
                 f"warning: {p.file} holds no digit (no ink stands out from the paper); "
@@ -553,6 +609,8 @@ def predict(images: tuple[Path, ...], checkpoint: Path, as_json: bool, show: boo
             )
         if show:
             click.echo(render_text(p.image.pixels))
+    if failed:
+        raise click.exceptions.Exit(1)  # each failure has had its line already
 
 
 def main() -> None:

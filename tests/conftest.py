@@ -37,6 +37,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(fault)
         elif fault == "stall":
             time.sleep(5)
+        elif fault in ("trickle", "endless", "bad-length", "double-length", "gzip-encoded"):
+            self._misbehave(fault)
         elif fault in ("truncate", "hang"):
             body = Path(self.translate_path(self.path)).read_bytes()
             self.send_response(200)
@@ -49,6 +51,40 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.close_connection = True
         else:
             super().do_GET()
+
+    def _misbehave(self, fault: str) -> None:
+        """trickle: a byte every 0.05 s (for at most 20 s); endless: 64 KiB chunks with no
+        length, until the client hangs up (at most 1 GiB); bad-length and double-length: a
+        Content-Length that is not a number, or two that disagree; gzip-encoded: the .gz
+        file sent with Content-Encoding: gzip, as some servers do."""
+        body = Path(self.translate_path(self.path)).read_bytes()
+        self.send_response(200)
+        if fault == "bad-length":
+            self.send_header("Content-Length", "twelve")
+        elif fault == "double-length":
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(body) + 7))
+        elif fault == "gzip-encoded":
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Encoding", "gzip")
+        elif fault == "trickle":
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            if fault == "trickle":
+                for byte in body[:400]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            elif fault == "endless":
+                chunk = b"\0" * (1 << 16)
+                for _ in range(1 << 14):
+                    self.wfile.write(chunk)
+            else:
+                self.wfile.write(body)
+        except OSError:  # the client hung up, as it should
+            pass
+        self.close_connection = True
 
     def log_message(self, *args):
         pass

@@ -81,7 +81,7 @@ def test_gzip_claiming_an_enormous_size_is_refused_before_allocating(tmp_path, s
 def test_full_disk_is_one_clear_cache_error_and_leaves_nothing(tmp_path, serve, monkeypatch):
     server, sha, cache = _served(tmp_path, serve)
 
-    def full_disk(url, file, timeout, progress):
+    def full_disk(url, file, *settings):
         file.write(b"x" * 100)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -269,3 +269,151 @@ def test_atomic_write_without_replacing_takes_the_next_free_name(tmp_path):
     assert out.path == tmp_path / "a-2.npz" and out.path.read_bytes() == b"new"
     assert target.read_bytes() == b"old" and (tmp_path / "a-1.npz").read_bytes() == b"older"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-1.npz", "a-2.npz", "a.npz"]
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b"epochs = 1.9\n", "expected a whole number"),
+        (b"batch-size = true\n", "not true/false"),
+        (b"lr = true\n", "not true/false"),
+        (b"lr = [1, 2]\n", "expected a number"),
+        (b"activation = 3\n", "expected one of"),
+        (b"force = true\n", "force cannot be set in"),
+        (b"resume = 'x.npz'\n", "resume cannot be set in"),
+        (b"lr = \xff\n", "is not UTF-8 text"),
+        (b"layers = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    ],
+)
+def test_config_values_are_taken_as_written_or_refused(tmp_path, text, message):
+    config = tmp_path / "c.toml"
+    config.write_bytes(text)
+    result = _cli("train", "--config", config, "--out", tmp_path / "m.npz")
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--leaky-slope", "nan"], "leaky_slope must be at least 0 and at most 1"),
+        (["--init-scale", "nan"], "init_scale must be a positive number"),
+        (["--seed", "-1"], "--seed"),
+    ],
+)
+def test_nan_and_negative_options_are_usage_errors(tmp_path, args, message):
+    result = _cli("train", *args, "--out", tmp_path / "m.npz")
+    assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_a_data_dir_of_an_unknown_user_is_one_line(tmp_path):
+    result = _cli("train", "--data-dir", "~no-such-user-here/mnist", "--out", tmp_path / "m.npz")
+    assert result.exit_code == 1 and "no such user" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_fifo_as_config_or_image_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    result = _cli("train", "--config", fifo, "--out", tmp_path / "m.npz")
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+    from mlpcli.errors import ImageError
+    from mlpcli.io.image import prepare_image
+
+    with pytest.raises(ImageError, match="not a regular file"):
+        prepare_image(fifo)
+    assert time.monotonic() - started < 10
+
+
+def test_force_replaces_only_regular_files_and_keeps_their_mode(tiny_mnist, tmp_path):
+    link, target = tmp_path / "link.npz", tmp_path / "target.npz"
+    target.write_bytes(b"kept")
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    for out in (link, fifo, tmp_path):
+        result = _cli("train", "--out", out, "--force")
+        assert result.exit_code == 2 and "--out" in result.stderr, result.output
+    assert target.read_bytes() == b"kept" and link.is_symlink()
+    out = tmp_path / "private.npz"
+    out.write_bytes(b"old")
+    out.chmod(0o600)
+    args = ["--layers", "784,8,10", "--epochs", 1, "--validation-size", 50, "-q"]
+    assert _cli("train", *args, "--out", out, "--force").exit_code == 0
+    assert out.stat().st_mode & 0o777 == 0o600 and out.read_bytes() != b"old"
+
+
+def test_stale_checkpoint_temporaries_are_removed_on_the_next_save(tmp_path):
+    from mlpcli.io.checkpoint import save_checkpoint
+    from mlpcli.nn.model import MLP
+
+    stale, fresh = tmp_path / ".m.npz.abc.part", tmp_path / ".m.npz.def.part"
+    for part in (stale, fresh):
+        part.write_bytes(b"x" * 1000)  # what kill -9 in the middle of a save leaves
+    os.utime(stale, (time.time() - 2 * data.STALE_PART_SECONDS,) * 2)
+    model = MLP.initialize([784, 4, 10], np.random.default_rng(0))
+    meta = {"normalization": {"mean": 0.1, "std": 0.3}}
+    save_checkpoint(tmp_path / "m.npz", model, meta)
+    assert not stale.exists() and fresh.exists()  # a young one may be another run's
+
+
+def test_one_bad_image_of_several_fails_alone(tmp_path):
+    from PIL import Image
+
+    from mlpcli.io.checkpoint import save_checkpoint
+    from mlpcli.nn.model import MLP
+
+    checkpoint = tmp_path / "m.npz"
+    model = MLP.initialize([784, 4, 10], np.random.default_rng(0))
+    save_checkpoint(checkpoint, model, {"normalization": {"mean": 0.1, "std": 0.3}})
+    good = tmp_path / "good.png"
+    Image.new("L", (28, 28), 255).save(good)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (6000, 5000), 255).save(huge)  # 30 megapixels: refused from its header
+    result = _cli("predict", good, tmp_path / "bad.png", huge, good, "--checkpoint", checkpoint)
+    assert result.exit_code == 1
+    assert result.stdout.count(f"{good}: ") == 2  # both good images answered
+    assert "bad.png is not an image" in result.stderr and "6000x5000 pixels" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_trickling_server_is_cut_off_by_the_deadline(tmp_path, serve):
+    server, sha, cache = _served(tmp_path, serve)
+    server.faults["f.gz"] = "trickle"  # a byte every 0.05 s: each read is well within timeout
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="timed out"):
+        data.download("f", sha, [server.url], cache, **{**FAST, "deadline": 1.0})
+    assert time.monotonic() - started < 5 and list(cache.iterdir()) == []
+
+
+def test_an_endless_body_is_cut_off_and_the_next_mirror_tried(tmp_path, serve, monkeypatch):
+    from mlpcli.data import fetch
+
+    monkeypatch.setattr(fetch, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    server, sha, cache = _served(tmp_path, serve)
+    good = serve(server.httpd.root)
+    server.faults["f.gz"] = "endless"
+    assert data.download("f", sha, [server.url, good.url], cache, **FAST) == CONTENT
+    assert good.requests == ["/f.gz"]
+
+
+@pytest.mark.parametrize("fault", ["bad-length", "double-length", "gzip-encoded"])
+def test_odd_headers_still_deliver_the_file(tmp_path, serve, fault):
+    """A Content-Length that is not a number or is given twice, and a .gz sent with
+    Content-Encoding: gzip (requests undoes it): the checksum decides, not the headers."""
+    server, sha, cache = _served(tmp_path, serve)
+    server.faults["f.gz"] = fault
+    try:
+        assert data.download("f", sha, [server.url], cache, **FAST) == CONTENT
+    except DownloadError as exc:  # a client may refuse conflicting lengths: cleanly, then
+        assert fault == "double-length" and "could not download" in _one_line(str(exc))

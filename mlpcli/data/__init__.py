@@ -1,10 +1,10 @@
 """Datasets: download and verify (fetch.py), MNIST's files (mnist.py), splits (splits.py)."""
 
+from ..io.files import STALE_PART_SECONDS
 from .fetch import (
     DATA_DIR_ENV,
     DEFAULT_MIRRORS,
     MIRROR_ENV,
-    STALE_PART_SECONDS,
     default_data_dir,
     default_mirrors,
     download,

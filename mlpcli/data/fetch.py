@@ -7,7 +7,6 @@ temporary file first and is moved into place only once verified.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from .. import interrupts
 from ..errors import CacheError, DataError, DownloadError
-from ..io.files import atomic_write
+from ..io.files import atomic_write, remove_stale_temporaries
 
 # Public mirrors that serve the original files today, tried in order (yann.lecun.com is gone).
 DEFAULT_MIRRORS = (
@@ -32,14 +31,28 @@ DATA_DIR_ENV = "MLP_DATA_DIR"
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_IDX_BYTES = 1 << 26  # 64 MiB: the largest MNIST file holds 47 MB; more is not MNIST
+MAX_DOWNLOAD_BYTES = MAX_IDX_BYTES  # a gzip is smaller, and an undone Content-Encoding no larger
+# A whole file's transfer, at most: MNIST's largest, 9.9 MB, at 20 kB/s (a server that sends
+# a byte now and then would otherwise hold a download forever, each read within `timeout`)
+DOWNLOAD_DEADLINE = 500.0
 
 
 def default_data_dir() -> Path:
     """$MLP_DATA_DIR, else $XDG_CACHE_HOME/mlpcli, else ~/.cache/mlpcli."""
     if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+        return expanded(os.environ[DATA_DIR_ENV])
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "mlpcli"
+
+
+def expanded(path: str | Path) -> Path:
+    """`path` with a leading ~ or ~user expanded; DataError when there is no such user."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise DataError(
+            f"cannot find the home folder in {path} (no such user?); give the full path"
+        ) from None
 
 
 def default_mirrors() -> list[str]:
@@ -90,16 +103,49 @@ def read_cached(data_dir: Path, name: str, sha256: str) -> bytes | None:
     return None
 
 
-def _stream_to(url: str, file, timeout: float, progress: bool) -> None:
+def _content_length(headers) -> int | None:
+    """The body's length a response states, or None where it states none, or one that is not
+    a number, or several that disagree (requests joins repeated headers with commas)."""
+    values = {value.strip() for value in headers.get("Content-Length", "").split(",")}
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        return None
+    return int(values.pop())
+
+
+def _as_it_arrives(response):
+    """The body in pieces as they arrive (Content-Encoding undone), so that the caller sees
+    a trickle of bytes and can hold it to a deadline: requests' iter_content waits to fill
+    each chunk. urllib3's errors come out as requests' own, as from iter_content."""
+    import requests
+    from urllib3.exceptions import HTTPError as TransferError
+
+    raw = response.raw
+    if not hasattr(raw, "read1"):  # urllib3 1.x: small fixed chunks are the best it has
+        yield from response.iter_content(chunk_size=1 << 10)
+        return
+    try:
+        while piece := raw.read1(1 << 16, decode_content=True):
+            yield piece
+    except TransferError as exc:
+        raise requests.ConnectionError(str(exc)) from None
+
+
+def _stream_to(url: str, file, timeout: float, progress: bool, deadline: float) -> None:
+    """Write the body at `url` to `file`. `timeout` bounds each wait for bytes; `deadline`
+    bounds the whole transfer, so that a server that trickles bytes cannot hold it forever;
+    a body larger than any dataset file is cut off (DataError)."""
     import requests
     from tqdm import tqdm
 
+    started = time.monotonic()
     with requests.get(url, stream=True, timeout=timeout) as response:
         response.raise_for_status()
-        total = int(response.headers.get("Content-Length") or 0) or None
+        total = _content_length(response.headers)
+        # requests undoes a Content-Encoding, so the length on the wire is not what arrives
+        encoded = bool(response.headers.get("Content-Encoding"))
         with interrupts.at_safe_points():  # not inside tqdm's constructor; see interrupts.py
             bar = tqdm(
-                total=total,
+                total=None if encoded else total,
                 unit="B",
                 unit_scale=True,
                 desc=url.rsplit("/", 1)[-1],
@@ -109,11 +155,18 @@ def _stream_to(url: str, file, timeout: float, progress: bool) -> None:
             )
         with bar:
             received = 0
-            for chunk in response.iter_content(chunk_size=1 << 16):
+            for chunk in _as_it_arrives(response):
                 file.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
-        if total is not None and received != total:
+                if received > MAX_DOWNLOAD_BYTES:
+                    raise DataError(
+                        f"the server sent more than {MAX_DOWNLOAD_BYTES >> 20} MiB, more than "
+                        "any dataset file; it is not serving the file asked for"
+                    )
+                if time.monotonic() - started > deadline:
+                    raise requests.Timeout(f"timed out: the transfer took over {deadline:g} s")
+        if total is not None and not encoded and received != total:
             raise requests.ConnectionError(f"body truncated: got {received} of {total} bytes")
 
 
@@ -124,6 +177,7 @@ def download(
     data_dir: Path,
     *,
     timeout: float = 30.0,
+    deadline: float = DOWNLOAD_DEADLINE,
     attempts: int = 3,
     backoff: float = 1.0,
     progress: bool = True,
@@ -142,7 +196,7 @@ def download(
             f"cannot create the data folder {data_dir} ({exc.strerror}); "
             f"choose another with --data-dir or {DATA_DIR_ENV}"
         ) from None
-    _remove_stale_parts(data_dir, name)
+    remove_stale_temporaries(data_dir / f"{name}.gz")
     # passing network trouble is worth another try; other request errors (a bad URL) are final
     retryable = (
         requests.ConnectionError,
@@ -154,7 +208,7 @@ def download(
         url = base.rstrip("/") + f"/{name}.gz"
         for attempt in range(attempts):
             try:
-                return _fetch_verified(url, name, sha256, data_dir, timeout, progress)
+                return _fetch_verified(url, name, sha256, data_dir, timeout, deadline, progress)
             except requests.HTTPError as exc:
                 status = exc.response.status_code
                 failure = f"{url}: HTTP {status}"
@@ -180,18 +234,6 @@ def download(
     )
 
 
-STALE_PART_SECONDS = 3600  # older temporary files were left by a killed download
-
-
-def _remove_stale_parts(data_dir: Path, name: str) -> None:
-    """Delete temporary downloads of `name` that a killed process left behind; a younger one
-    may belong to a download still running in another process."""
-    for part in data_dir.glob(f".{name}.gz.*.part"):
-        with contextlib.suppress(OSError):
-            if time.time() - part.stat().st_mtime > STALE_PART_SECONDS:
-                part.unlink()
-
-
 def _reason(exc: Exception) -> str:
     """The root cause of a requests error in a few words: requests nests urllib3's errors,
     whose text repeats the URL; the operating system's '[Errno N] ...' is what matters."""
@@ -205,14 +247,20 @@ def _reason(exc: Exception) -> str:
 
 
 def _fetch_verified(
-    url: str, name: str, sha256: str, data_dir: Path, timeout: float, progress: bool
+    url: str,
+    name: str,
+    sha256: str,
+    data_dir: Path,
+    timeout: float,
+    deadline: float,
+    progress: bool,
 ) -> bytes:
     """Download into a temporary file beside the target; only verified bytes are moved in."""
     import requests
 
     try:
         with atomic_write(data_dir / f"{name}.gz") as out:
-            _stream_to(url, out.file, timeout, progress)
+            _stream_to(url, out.file, timeout, progress, deadline)
             out.file.seek(0)
             return _verified(_decompress(out.file.read(), "the download"), sha256, "the download")
     except requests.RequestException:

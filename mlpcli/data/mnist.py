@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .fetch import default_data_dir, default_mirrors, download, read_cached
+from .fetch import default_data_dir, default_mirrors, download, expanded, read_cached
 
 # SHA-256 of each file after decompression.
 MNIST_FILES = {
@@ -62,7 +62,7 @@ def load_mnist(
 ) -> dict[str, np.ndarray]:
     """The four MNIST arrays as uint8: train-images (60000, 28, 28), train-labels (60000,),
     test-images (10000, 28, 28), test-labels (10000,). Downloads what the cache lacks."""
-    data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    data_dir = expanded(data_dir) if data_dir else default_data_dir()
     arrays = {}
     for key, (name, sha256) in MNIST_FILES.items():
         raw = read_cached(data_dir, name, sha256)

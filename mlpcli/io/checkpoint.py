@@ -30,7 +30,7 @@ from ..errors import CheckpointError
 from ..nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from ..nn.losses import LOSSES
 from ..nn.model import MLP
-from .files import atomic_write
+from .files import atomic_write, remove_stale_temporaries
 
 FORMAT = "mlpcli-checkpoint"
 VERSION = 2
@@ -79,6 +79,7 @@ def save_checkpoint(
     arrays |= {f"b{i}": b for i, b in enumerate(model.biases, 1)}
     arrays |= {RESUME_PREFIX + name: a for name, a in (resume or {}).items()}
     try:
+        remove_stale_temporaries(Path(path))
         with atomic_write(Path(path), replace) as out:
             np.savez(out.file, meta=np.array(json.dumps(meta)), **arrays)
         return out.path

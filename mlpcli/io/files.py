@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,14 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _kept_mode(target: Path) -> int:
+    """The permission bits of `target` if it is there, else what open() would give."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        return _default_mode()
 
 
 @dataclass
@@ -46,7 +56,8 @@ def atomic_write(target: Path, replace: bool = True) -> Iterator[AtomicFile]:
             yield written
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, _default_mode())  # mkstemp makes 0600; give what open() would
+        # mkstemp makes 0600: give what open() would, or the mode of the file replaced
+        os.chmod(handle.name, _kept_mode(target) if replace else _default_mode())
         if replace:
             os.replace(handle.name, target)
         else:
@@ -79,3 +90,27 @@ def _place_without_replacing(source: Path, target: Path) -> Path:
             os.replace(source, name)
             return name
     raise FileExistsError(f"{target} and the 999 names after it are all taken")
+
+
+STALE_PART_SECONDS = 3600  # older temporary files were left by a killed process
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporary files of atomic_write(target) that a killed process left behind
+    (kill -9 runs no clean-up); a younger one may belong to a write still running in another
+    process."""
+    for part in Path(target).parent.glob(f".{Path(target).name}.*.part"):
+        with contextlib.suppress(OSError):
+            if time.time() - part.stat().st_mtime > STALE_PART_SECONDS:
+                part.unlink()
+
+
+def is_regular_file(path: str | Path) -> bool:
+    """True for a regular file (after symlinks), or for a missing one, which open() reports;
+    False for a FIFO, device or folder, which reading would block on or fail."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False

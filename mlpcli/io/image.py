@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ImageError
+from .files import is_regular_file
 
 FIELD = 28  # output side, px
 BOX = 20  # longer side of the ink after scaling, px
@@ -26,6 +27,9 @@ NOISE_STDS = 6.0  # ink must stand out from the paper by this many noise standar
 # The decoders Pillow may use: plain raster formats decoded in-process. Others are refused
 # before any plugin sees the file: EPS and PostScript hand it to Ghostscript, a program.
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+# The most pixels decoded: a 5000x5000 photo of a digit, whose 8-bit decode takes 25 MB (RGBA
+# 100 MB); Pillow's own bomb limit, 89 megapixels, lets a PNG cost gigabytes as floats.
+MAX_PIXELS = 25_000_000
 
 
 def _sniffed_format(path: str | Path) -> str | None:
@@ -69,13 +73,18 @@ def read_grayscale(path: str | Path) -> np.ndarray:
         WebPImagePlugin,
     )
 
+    if not is_regular_file(path):
+        raise ImageError(f"{path} is not a regular file (a FIFO, device or folder); give an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=IMAGE_FORMATS) as image:
+                _refuse_large(path, image.size)  # from the header: nothing is decoded yet
                 image.seek(0)
                 image = ImageOps.exif_transpose(image)
                 return _to_gray(image)
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
@@ -93,8 +102,20 @@ def read_grayscale(path: str | Path) -> np.ndarray:
             f"{path} is too large to be a digit drawing (over "
             f"{Image.MAX_IMAGE_PIXELS} pixels); scale it down first"
         ) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{path} cannot be decoded ({exc}); is it truncated?") from None
+    except Exception as exc:  # a decoder's error on a hostile or odd file, whatever its type
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ImageError(f"{path} cannot be decoded ({reason}); is it truncated?") from None
+
+
+def _refuse_large(path: str | Path, size: tuple[int, int]) -> None:
+    """ImageError for an image of more than MAX_PIXELS: decoding it would take memory for
+    nothing, as a digit is scaled to 20 px."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{path} is {width}x{height} pixels, more than the {MAX_PIXELS // 1_000_000} "
+            "megapixels mlpcli decodes for a digit; scale it down first"
+        )
 
 
 def _to_gray(image) -> np.ndarray:
