@@ -368,7 +368,17 @@ def evaluate(
             f"this checkpoint was trained with no {split} split "
             "(--validation-size 0); choose --split test or train"
         )
-    return {"split": split, **evaluate_split(checkpoint.model, chosen)}
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        figures = evaluate_split(checkpoint.model, chosen)
+    if not math.isfinite(figures["loss"]):
+        raise CheckpointError(_OVERFLOW)
+    return {"split": split, **figures}
+
+
+_OVERFLOW = (
+    "this checkpoint's outputs overflow to NaN or infinity: its weights are too large to use; "
+    "train it again with a lower --lr"
+)
 
 
 @dataclass
@@ -389,7 +399,10 @@ def predict_images(checkpoint: Checkpoint, paths: list[str | Path]) -> list[Pred
     images = [prepare_image(path) for path in paths]
     pixels = np.stack([image.pixels for image in images]) * 255
     mean, std = checkpoint.normalization
-    probabilities = checkpoint.model.predict_proba(normalize(pixels, mean, std))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        probabilities = checkpoint.model.predict_proba(normalize(pixels, mean, std))
+    if not np.isfinite(probabilities).all():
+        raise CheckpointError(_OVERFLOW)
     return [
         Prediction(str(path), int(p.argmax()), p.astype(float).tolist(), image)
         for path, p, image in zip(paths, probabilities, images, strict=True)
@@ -399,4 +412,8 @@ def predict_images(checkpoint: Checkpoint, paths: list[str | Path]) -> list[Pred
 def predict_array(checkpoint: Checkpoint, images: np.ndarray) -> np.ndarray:
     """MNIST-like images (n, 28, 28) with pixel values 0..255 -> probabilities (n, 10)."""
     mean, std = checkpoint.normalization
-    return checkpoint.model.predict_proba(normalize(np.asarray(images), mean, std))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        probabilities = checkpoint.model.predict_proba(normalize(np.asarray(images), mean, std))
+    if not np.isfinite(probabilities).all():
+        raise CheckpointError(_OVERFLOW)
+    return probabilities

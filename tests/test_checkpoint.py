@@ -167,3 +167,78 @@ def test_archives_zipfile_cannot_open_are_refused(tmp_path, offset, value, reaso
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match=f"cannot be read as .npz.*{reason}"):
         load_checkpoint(path)
+
+
+def _rewritten(tmp_path, change_meta=None, members=None):
+    """A saved checkpoint with its meta changed by change_meta(meta), and zip members
+    replaced by `members` (name -> raw .npy bytes)."""
+    import zipfile
+
+    save_checkpoint(tmp_path / "c.npz", _model(), META)
+    arrays = _arrays(tmp_path / "c.npz")
+    meta = json.loads(str(arrays.pop("meta")))
+    if change_meta:
+        change_meta(meta)
+    path = tmp_path / "changed.npz"
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    if members:
+        kept = {}
+        with zipfile.ZipFile(path) as old:
+            kept = {n: old.read(n) for n in old.namelist() if n not in members}
+        with zipfile.ZipFile(path, "w") as new:
+            for name, raw in {**kept, **members}.items():
+                new.writestr(name, raw)
+    return path
+
+
+def _npy_header(text: str) -> bytes:
+    """A version 1.0 .npy header holding `text`, padded as numpy pads it."""
+    body = text.encode("latin1")
+    pad = 64 - (10 + len(body) + 1) % 64
+    body += b" " * pad + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+
+def test_a_huge_declared_array_is_refused_before_its_data_is_read(tmp_path):
+    header = _npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (20000, 20000), }")
+    path = _rewritten(tmp_path, members={"W1.npy": header + b"\0" * 64})  # 1.6 GB declared
+    with pytest.raises(CheckpointError, match=r"W1 is float32 \(20000, 20000\), expected"):
+        load_checkpoint(path)
+
+
+def test_a_malformed_npy_header_is_a_clear_error(tmp_path):
+    header = _npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (784, ")
+    path = _rewritten(tmp_path, members={"W1.npy": header})
+    with pytest.raises(CheckpointError, match="cannot be read as .npz"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(activation_params=[0.1]), "'activation_params' must be an object"),
+        (lambda m: m.update(activation_params={"slope": "x"}), "'activation_params'"),
+        (lambda m: m.update(options=[1, 2]), "'options' must be an object"),
+        (lambda m: m.update(normalization={"mean": "0.1", "std": "0.3"}), "'normalization'"),
+        (lambda m: m.update(options={"seed": -1}), "options.seed must be a whole number"),
+        (lambda m: m.update(options={"seed": "zero"}), "options.seed"),
+        (lambda m: m.update(options={"validation_size": None}), "options.validation_size"),
+        (lambda m: m.update(layers="784,8,6,10"), "'layers' must be a list"),
+    ],
+)
+def test_metadata_of_the_wrong_type_is_refused_in_one_line(tmp_path, change, message):
+    with pytest.raises(CheckpointError, match=message) as caught:
+        load_checkpoint(_rewritten(tmp_path, change))
+    assert "\n" not in str(caught.value)
+
+
+def test_weights_whose_outputs_overflow_are_refused_not_printed_as_nan(tmp_path):
+    from mlpcli.api import predict_array
+    from mlpcli.io.checkpoint import Checkpoint
+
+    model = _model("relu")
+    model.loss = "cross-entropy"
+    model.weights = [np.full_like(W, 1e30) for W in model.weights]  # finite, but not its outputs
+    checkpoint = Checkpoint(model, {"normalization": {"mean": 0.13, "std": 0.31}})
+    with pytest.raises(CheckpointError, match="overflow to NaN or infinity"):
+        predict_array(checkpoint, np.full((2, 28, 28), 200, np.uint8))

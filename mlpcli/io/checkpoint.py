@@ -18,6 +18,7 @@ with that parameter's shape) and resume.optimizer.steps; meta["resume"] holds th
 from __future__ import annotations
 
 import json
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -93,9 +94,30 @@ def _bad(path: Path, what: str) -> CheckpointError:
     return CheckpointError(f"{path} is not a usable mlpcli checkpoint: {what}")
 
 
+MAX_META_CHARS = 1 << 22  # 4 Mi characters of JSON: a history of thousands of epochs fits
+
+
+def _declared(npz, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype array `name` declares in its .npy header, read before any of its
+    data: a file may declare gigabytes in a few compressed bytes. ValueError for a header
+    that is not one."""
+    with npz.zip.open(f"{name}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"npy format version {version} of {name}")
+    return shape, dtype
+
+
 def _read_meta(path: Path, npz) -> dict:
     if "meta" not in npz.files:
         raise _bad(path, "it has no 'meta' entry (was it written by `mlp train`?)")
+    shape, dtype = _declared(npz, "meta")
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_META_CHARS:
+        raise _bad(path, "'meta' is not a JSON string of a sensible size")
     meta_array = npz["meta"]
     if meta_array.shape != () or meta_array.dtype.kind != "U":
         raise _bad(path, "'meta' is not a JSON string")
@@ -128,13 +150,33 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
     if meta.get("loss") not in LOSSES:
         raise _bad(path, f"unknown loss {meta.get('loss')!r}")
     norm = meta.get("normalization")
-    try:
-        mean, std = float(norm["mean"]), float(norm["std"])
-    except (TypeError, KeyError, ValueError):
-        raise _bad(path, "'normalization' must hold numbers 'mean' and 'std'") from None
+    if not isinstance(norm, dict) or not all(_is_number(norm.get(k)) for k in ("mean", "std")):
+        raise _bad(path, "'normalization' must hold numbers 'mean' and 'std'")
+    mean, std = float(norm["mean"]), float(norm["std"])
     if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
         raise _bad(path, f"normalization mean {mean} / std {std} is not usable")
+    params = meta.get("activation_params", {})
+    slope = params.get("slope", DEFAULT_LEAKY_SLOPE) if isinstance(params, dict) else None
+    if not _is_number(slope) or not 0 <= slope <= 1:
+        raise _bad(path, "'activation_params' must be an object whose 'slope' is 0 to 1")
+    options = meta.get("options", {})
+    if not isinstance(options, dict):
+        raise _bad(path, "'options' must be an object")
+    for name, most in (("seed", None), ("validation_size", 59_999)):
+        value = options.get(name, 0)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < 0
+            or (most is not None and value > most)
+        ):
+            raise _bad(path, f"options.{name} must be a whole number from 0, not {value!r}")
     return layers
+
+
+def _is_number(value) -> bool:
+    """An int or float from JSON (not a bool, not a string of digits), and finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def _param_shapes(layers: list[int]) -> dict[str, tuple[int, ...]]:
@@ -148,8 +190,13 @@ def _param_shapes(layers: list[int]) -> dict[str, tuple[int, ...]]:
 def _read_array(path: Path, npz, name: str, shape: tuple, dtype=np.float32) -> np.ndarray:
     if name not in npz.files:
         raise _bad(path, f"array {name} is missing")
+    declared = _declared(npz, name)
+    if declared != (shape, np.dtype(dtype)):
+        raise _bad(
+            path, f"{name} is {declared[1]} {declared[0]}, expected {np.dtype(dtype)} {shape}"
+        )
     array = npz[name]
-    if array.shape != shape or array.dtype != dtype:
+    if array.shape != shape or array.dtype != dtype:  # the data as read, not as declared
         raise _bad(
             path, f"{name} is {array.dtype} {array.shape}, expected {np.dtype(dtype)} {shape}"
         )
@@ -218,10 +265,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         KeyError,
         NotImplementedError,
         RuntimeError,
+        SyntaxError,  # a malformed .npy header fails in Python's parser
+        tokenize.TokenError,  # or in its tokenizer
         zlib.error,
     ) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
         raise _bad(path, f"it cannot be read as .npz ({reason})") from None
-    slope = float((meta.get("activation_params") or {}).get("slope", DEFAULT_LEAKY_SLOPE))
+    slope = float(meta.get("activation_params", {}).get("slope", DEFAULT_LEAKY_SLOPE))
     model = MLP(weights, biases, meta["activation"], meta["loss"], slope)
     return Checkpoint(model, meta, resume)
