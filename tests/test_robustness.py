@@ -417,3 +417,51 @@ def test_odd_headers_still_deliver_the_file(tmp_path, serve, fault):
         assert data.download("f", sha, [server.url], cache, **FAST) == CONTENT
     except DownloadError as exc:  # a client may refuse conflicting lengths: cleanly, then
         assert fault == "double-length" and "could not download" in _one_line(str(exc))
+
+
+@pytest.mark.skipif(
+    not __import__("mlpcli.engines.compiled", fromlist=["x"]).available(),
+    reason="compiled step not built",
+)
+def test_a_second_ctrl_c_stops_a_long_compiled_step_at_once(tmp_path):
+    """A full-batch step runs in C for seconds without the GIL, where Python cannot run its
+    signal handlers; the second Ctrl-C must not wait for it. The step is made to take about
+    a minute in epoch 2 with another such C call: OpenSSL's PBKDF2, which checks no signals."""
+    process = _run_until(
+        """
+        import hashlib
+        import numpy as np
+        from mlpcli.api import TrainConfig, start_run
+        from mlpcli.data import Split
+        from mlpcli.engines import compiled
+        from mlpcli.training import fit
+
+        real, calls = compiled.train_on_ink, []
+        def slow(*args):
+            calls.append(1)
+            if len(calls) == 2:
+                print("in a long step", flush=True)
+                hashlib.pbkdf2_hmac("sha256", b"step", b"salt", 150_000_000)
+            return real(*args)
+        compiled.train_on_ink = slow
+        rng = np.random.default_rng(0)
+        pixels = np.where(rng.random((3000, 784)) < 0.2, 200, 0).astype(np.uint8)
+        train = Split(pixels, rng.integers(0, 10, 3000), (0.1, 0.3))
+        config = TrainConfig(layers=[784, 16, 10], batch_size=0, epochs=3, patience=0,
+                             engine="compiled")
+        result = fit(start_run(config), train, None, config.fit_options(), progress=False)
+        print("interrupted" if result.interrupted else "finished", result.state.epoch, flush=True)
+        """,
+        "in a long step",
+        tmp_path,
+    )
+    started = time.monotonic()
+    try:
+        process.send_signal(signal.SIGINT)  # the first waits for a safe point...
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)  # ...the second stops now
+        out, _ = process.communicate(timeout=20)
+    finally:
+        process.kill()  # bounded, whatever happened
+    assert time.monotonic() - started < 10, "it waited for the step"
+    assert out.split() == ["interrupted", "1"]  # the state of the last whole epoch

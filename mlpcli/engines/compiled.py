@@ -24,6 +24,7 @@ Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,)
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -34,7 +35,7 @@ from ..data import Split, normalization_coefficients
 from ..nn.dropout import Dropout
 from ..nn.model import MLP
 from ..nn.optim import Adam, Momentum, Optimizer
-from .base import Engine, StepOptions
+from .base import CHUNK_SAMPLES, Engine, StepOptions
 from .base import Trained as ChunkFigures
 
 try:
@@ -180,6 +181,33 @@ def dropout_masks(dropout: Dropout, layers: list[int], rows: int, batch_size: in
     return [None, *masks]
 
 
+def _in_background(work, *args):
+    """work(*args) in a thread of its own, the main thread waiting in Python meanwhile.
+
+    A C call that releases the GIL cannot be interrupted: Python runs its signal handlers in
+    the main thread, between bytecodes, once the call returns. A full-batch step can take
+    seconds, and a second Ctrl-C must stop at once; so the main thread waits here, where the
+    signal raises KeyboardInterrupt, and the step (a daemon thread, which does not hold the
+    process open) finishes on its own, on arrays nothing reads any more: the run's state is
+    the copy taken at the last epoch's end.
+    """
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work(*args)
+        except BaseException as exc:  # handed to the waiting thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True, name="mlpcli-compiled-step")
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=0.05)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 class CompiledEngine(Engine):
     """train_on_ink a chunk at a time, on every CPU this process may use."""
 
@@ -222,15 +250,11 @@ class CompiledEngine(Engine):
             masks = None
             if self.dropout is not None:
                 masks = dropout_masks(self.dropout, self.model.layers, len(rows), self.batch_size)
-            trained = train_on_ink(
-                self.model,
-                self.ink,
-                rows,
-                self.train.y[rows],
-                self.batch_size,
-                self.optimizer,
-                threads,
-                masks,
-            )
+            args = (self.model, self.ink, rows, self.train.y[rows], self.batch_size)
+            args += (self.optimizer, threads, masks)
+            if self.batch_size > CHUNK_SAMPLES:  # one step may take seconds: stay stoppable
+                trained = _in_background(train_on_ink, *args)
+            else:
+                trained = train_on_ink(*args)
             self.optimizer.steps += -(-len(rows) // self.batch_size)
             yield ChunkFigures(len(rows), trained.loss, trained.correct)
