@@ -356,9 +356,9 @@ def train(
 ):
     """Train an MLP on MNIST and save the best epoch's weights.
 
-    Training stops early when the validation loss has not improved for --patience epochs,
-    and the weights of the best epoch are saved, with what --resume needs to go on. Ctrl-C
-    stops training and saves the best weights so far.
+    Training stops early when the validation loss (or accuracy: --monitor) has not improved
+    for --patience epochs, and the weights of the best epoch are saved, with what --resume
+    needs to go on. Ctrl-C or SIGTERM stops training and saves the best weights so far.
 
     \b
     Examples:
@@ -391,22 +391,8 @@ def train(
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
     out = Path(DEFAULT_CHECKPOINT) if out is None else out
-    _check_writable(out)
     replacing_the_resumed = resume is not None and out.resolve() == resume.resolve()
-    if out.is_symlink():
-        raise click.UsageError(
-            f"--out {out} is a symbolic link; give the file it points to, or another name "
-            "(mlpcli replaces only regular files)"
-        )
-    if out.exists() and not out.is_file():
-        raise click.UsageError(
-            f"--out {out} is not a regular file (a folder, FIFO or device); mlpcli replaces "
-            "only regular files, even with --force"
-        )
-    if out.exists() and not force and not replacing_the_resumed:
-        raise click.UsageError(
-            f"{out} already exists; choose another file with --out, or replace it with --force"
-        )
+    _check_out(out, may_replace=force or replacing_the_resumed)
     if not quiet:
         _say_engine(config)
     if config.resolved_init == "zeros":
@@ -463,9 +449,10 @@ def _interrupted_exit() -> int:
     return 128 + interrupts.stopped_by()
 
 
-def _check_writable(out: Path) -> None:
-    """UsageError unless a file can be written beside `out`, so that no run is trained only
-    to be lost at the end."""
+def _check_out(out: Path, may_replace: bool) -> None:
+    """UsageError unless the checkpoint can be written at `out` when training ends: checked
+    before training, so that no run is trained only to be lost. Only a regular file is ever
+    replaced, and only when `may_replace`."""
     import tempfile
 
     if not str(out) or out.name in ("", ".", ".."):
@@ -479,6 +466,20 @@ def _check_writable(out: Path) -> None:
         raise click.UsageError(
             f"cannot write in the folder of --out {out} ({exc.strerror}); choose another --out"
         ) from None
+    if out.is_symlink():
+        raise click.UsageError(
+            f"--out {out} is a symbolic link; give the file it points to, or another name "
+            "(mlpcli replaces only regular files)"
+        )
+    if out.exists() and not out.is_file():
+        raise click.UsageError(
+            f"--out {out} is not a regular file (a folder, FIFO or device); mlpcli replaces "
+            "only regular files, even with --force"
+        )
+    if out.exists() and not may_replace:
+        raise click.UsageError(
+            f"{out} already exists; choose another file with --out, or replace it with --force"
+        )
 
 
 def _say_engine(config: TrainConfig) -> None:
