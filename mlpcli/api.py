@@ -201,6 +201,16 @@ def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
             f"{meta.get('version')}, written before resuming existed); it still works for "
             "evaluate and predict, but to train more, start a new run"
         )
+    try:
+        return _resumed_config(meta, changes)
+    except (KeyError, TypeError, ValueError) as exc:  # a damaged or hand-made checkpoint
+        raise ConfigError(
+            f"this checkpoint's options or resume state are damaged ({type(exc).__name__}: "
+            f"{exc}); start a new run"
+        ) from None
+
+
+def _resumed_config(meta: dict, changes: dict) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in meta["options"].items() if k in known})
     for name, value in changes.items():
@@ -219,7 +229,7 @@ def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
         )
     if config.patience and int(meta["resume"]["waited"]) >= config.patience:
         raise ConfigError(
-            f"this run stopped early: its validation loss has not improved for "
+            f"this run stopped early: its validation figure has not improved for "
             f"{meta['resume']['waited']} epochs; resume it with a larger --patience "
             "(or 0: never stop early)"
         )

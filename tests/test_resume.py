@@ -148,3 +148,16 @@ def test_resume_of_a_missing_file_is_one_line(tmp_path):
     result = run("train", "--resume", tmp_path / "none.npz")
     assert result.exit_code == 1 and "no checkpoint at" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_damaged_resume_state_is_one_line(paused, tmp_path):
+    with np.load(paused) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays.pop("meta")))
+    meta["options"]["lr"] = "fast"
+    del meta["resume"]["epoch"]
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, meta=np.array(json.dumps(meta)), **arrays)
+    result = run("train", "--resume", damaged, "--epochs", 5)
+    assert result.exit_code == 2 and "damaged" in result.stderr, result.output
+    assert "Traceback" not in result.output
