@@ -281,13 +281,13 @@ def start_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunState
     if resume is not None:
         try:
             state.restore(resume.resume, resume.meta["resume"])
+            state.best_epoch = int(resume.meta["best_epoch"])
+            state.history = list(resume.meta["history"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(
                 f"the checkpoint's resume state does not fit its options ({exc}); start a new run"
             ) from None
         state.best_model = resume.model.copy()
-        state.best_epoch = int(resume.meta["best_epoch"])
-        state.history = list(resume.meta["history"])
     return state
 
 
