@@ -406,7 +406,7 @@ def train(
             config,
             data_dir,
             list(mirrors) or None,
-            progress=not quiet,
+            progress=_bars(quiet),
             on_epoch=report and (lambda r: report(_epoch_line(r))),
             resume=resumed,
         )
@@ -436,9 +436,20 @@ def train(
         f"test accuracy {_pct(meta['test_accuracy'])}"
     )
     click.echo(f"saved {written}")
+    from .api import did_not_learn
+
+    warning = did_not_learn(config, meta)
+    if warning:
+        _echo_err(f"warning: {warning}")
     if result.interrupted:
         _echo_err("interrupted: the best weights so far were saved")
         sys.exit(_interrupted_exit())
+
+
+def _bars(quiet: bool) -> bool:
+    """Progress bars only on a terminal: in a log file their frames would be noise (the
+    per-epoch lines are still written)."""
+    return not quiet and sys.stderr.isatty()
 
 
 def _interrupted_exit() -> int:
@@ -534,7 +545,9 @@ def evaluate(checkpoint: Path, split: str, as_json: bool, data_dir, mirrors, qui
     from .io.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
-    report = evaluate_checkpoint(loaded, split, data_dir, list(mirrors) or None, progress=not quiet)
+    report = evaluate_checkpoint(
+        loaded, split, data_dir, list(mirrors) or None, progress=_bars(quiet)
+    )
     click.echo(json.dumps(report) if as_json else _report_text(checkpoint, report))
 
 

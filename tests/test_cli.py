@@ -289,3 +289,29 @@ def test_evaluate_refuses_a_checkpoint_that_does_not_fit_mnist(tmp_path, monkeyp
     result = run("evaluate", tmp_path / "m.npz", "-q")
     assert result.exit_code == 1 and "do not fit MNIST" in result.stderr
     assert not (tmp_path / "never-created").exists()  # refused before any data was loaded
+
+
+def test_logs_get_epoch_lines_but_no_bar_frames(tiny_mnist, tmp_path):
+    result = run("train", *QUICK[:-1], "--out", tmp_path / "m.npz")  # stderr is no terminal
+    assert result.exit_code == 0
+    assert "epoch   1  lr" in result.stderr and "epoch   2  lr" in result.stderr
+    assert "batch/s" not in result.stderr and "\r" not in result.stderr
+
+
+def test_a_run_that_learned_nothing_says_why_and_what_to_change():
+    from mlpcli.api import TrainConfig, did_not_learn
+
+    per_sample = TrainConfig(batch_size=1, lr=0.1)
+    warning = did_not_learn(per_sample, {"validation_accuracy": 0.11})
+    assert "did not learn" in warning and "--lr 0.005" in warning
+    adam = TrainConfig(optimizer="adam", lr=0.1)
+    assert "--lr 0.001" in did_not_learn(adam, {"validation_accuracy": 0.098})
+    assert "--lr 0.01" in did_not_learn(TrainConfig(lr=0.1), {"train_accuracy": 0.1})
+    assert did_not_learn(per_sample, {"validation_accuracy": 0.9}) is None
+
+
+def test_a_missing_compiled_step_names_the_source_folder_cause():
+    from mlpcli.engines.compiled import not_built_reason
+
+    reason = not_built_reason()  # this checkout has the C file beside the package's modules
+    assert "source folder" in reason and "pip install -e ." in reason

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 
@@ -53,6 +54,19 @@ PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = range(6)  # as in the C file
 def available() -> bool:
     """Whether the compiled step was built with this install."""
     return _sparse_sgd is not None
+
+
+def not_built_reason() -> str:
+    """Why the extension is missing: most often mlpcli runs from its source folder, whose
+    copy of the package has the C file but not what `pip install .` built elsewhere."""
+    here = Path(__file__).parent
+    if (here / "_sparse_sgd.c").exists():
+        return (
+            f"it is not built in {here}: this mlpcli runs from its source folder, where "
+            "`pip install .` puts no build; run it from another folder, or install with "
+            "`pip install -e .`"
+        )
+    return "it was not built with this install (no C compiler, or its build failed)"
 
 
 def takes(split: Split) -> bool:
@@ -220,7 +234,7 @@ class CompiledEngine(Engine):
     @staticmethod
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:
         if not available():
-            return "it was not built with this install (no C compiler, or its build failed)"
+            return not_built_reason()
         if step.loss != "cross-entropy":
             return f"it has the cross-entropy loss only, not {step.loss}"
         if step.activation not in ACTIVATION_CODES:
