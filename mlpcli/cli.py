@@ -430,8 +430,10 @@ def train(
         if meta["stopped_early"]
         else "finished"
     )
+    seconds = sum(record["seconds"] for record in meta["history"])
     click.echo(
-        f"{why} after {ran} epoch{'s' * (ran != 1)}; best epoch {meta['best_epoch']}: "
+        f"{why} after {ran} epoch{'s' * (ran != 1)} ({seconds:.1f}s of training); "
+        f"best epoch {meta['best_epoch']}: "
         f"validation accuracy {_pct(meta.get('validation_accuracy'))}, "
         f"test accuracy {_pct(meta['test_accuracy'])}"
     )
@@ -520,7 +522,7 @@ def _epoch_line(record: dict) -> str:
             f"  validation loss {record['validation_loss']:.4f} "
             f"acc {_pct(record['validation_accuracy'])}"
         )
-    return line + f"  {record['seconds']:.1f}s"
+    return line + f"  {record['seconds']:.1f}s" + ("  *best" if record.get("improved") else "")
 
 
 @cli.command()

@@ -66,6 +66,13 @@ def font_files() -> list[str]:
     return sorted({f for pattern in FONT_PATTERNS for f in glob.glob(pattern, recursive=True)})
 
 
+def draws_digits(font) -> bool:
+    """Whether `font` has glyphs of its own for 0-9: a font without Latin digits draws one
+    and the same fallback box for each, which no person would give as a digit."""
+    shapes = {bytes(font.getmask(str(d))) for d in range(10)}
+    return len(shapes) == 10
+
+
 def font_image(digit_label: int, font, rng, path: Path) -> Path:
     size = (int(rng.integers(150, 300)), int(rng.integers(150, 300)))
     canvas = Image.new("L", size, 255)
@@ -94,6 +101,7 @@ def make_images(out_dir: Path, count: int, seed: int, data_dir=None) -> dict[str
             for n, i in enumerate(chosen)
         ]
     fonts = [ImageFont.truetype(f, 160) for f in font_files()]
+    fonts = [font for font in fonts if draws_digits(font)]
     fonts = fonts or [ImageFont.load_default(size=160)]
     made["font"] = [
         (font_image(d, font, rng, out_dir / f"font-{k}-{d}"), d)

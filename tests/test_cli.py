@@ -315,3 +315,12 @@ def test_a_missing_compiled_step_names_the_source_folder_cause():
 
     reason = not_built_reason()  # this checkout has the C file beside the package's modules
     assert "source folder" in reason and "pip install -e ." in reason
+
+
+def test_each_new_best_epoch_is_marked_and_the_summary_gives_the_time(tiny_mnist, tmp_path):
+    result = run("train", *QUICK[:-1], "--out", tmp_path / "m.npz")
+    first = next(line for line in result.stderr.splitlines() if line.startswith("epoch   1"))
+    assert first.endswith("*best")  # the first epoch is always the best so far
+    assert "s of training); best epoch" in result.stdout
+    meta = load_checkpoint(tmp_path / "m.npz").meta
+    assert meta["history"][0]["improved"] is True

@@ -111,7 +111,8 @@ def fit(
                 state.schedule.observe(epoch, watched)
                 state.epoch = epoch
                 state.history.append(record)
-                if watched < state.best_watched - options.min_delta:
+                record["improved"] = watched < state.best_watched - options.min_delta
+                if record["improved"]:
                     state.best_watched, state.waited = watched, 0
                     state.best_model, state.best_epoch = model.copy(), epoch
                 else:
