@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
-from .data import IMAGE_SHAPE, NUM_CLASSES, load_mnist, make_splits, normalize
+from .data import IMAGE_SHAPE, NUM_CLASSES, Split, load_mnist, make_splits, normalize
 from .engines import ENGINE_CHOICES
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import Checkpoint
@@ -387,14 +387,19 @@ def evaluate(
             f"({INPUT_SIZE} inputs, {NUM_CLASSES} classes)"
         )
     options = checkpoint.meta.get("options", {})
-    mnist = load_mnist(data_dir, mirrors, progress=progress)
-    splits, _ = make_splits(
-        mnist,
-        int(options.get("validation_size", 0)),
-        int(options.get("seed", 0)),
-        checkpoint.normalization,
-    )
-    chosen = splits[split]
+    if split == "test":  # needs neither the training files nor the seed's split of them
+        test = load_mnist(data_dir, mirrors, progress=progress, parts=("test",))
+        images, labels = test["test-images"], test["test-labels"].astype(np.int64)
+        chosen = Split(images.reshape(len(images), -1), labels, checkpoint.normalization)
+    else:
+        mnist = load_mnist(data_dir, mirrors, progress=progress)
+        splits, _ = make_splits(
+            mnist,
+            int(options.get("validation_size", 0)),
+            int(options.get("seed", 0)),
+            checkpoint.normalization,
+        )
+        chosen = splits[split]
     if not len(chosen.y):
         raise ConfigError(
             f"this checkpoint was trained with no {split} split "
