@@ -525,10 +525,18 @@ def _epoch_line(record: dict) -> str:
     return line + f"  {record['seconds']:.1f}s" + ("  *best" if record.get("improved") else "")
 
 
-@cli.command()
-@click.argument(
-    "checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CHECKPOINT
+checkpoint_option = click.option(
+    "--checkpoint",
+    "checkpoint_option",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Trained weights to use. [default: {DEFAULT_CHECKPOINT}]",
 )
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@checkpoint_option
 @click.option(
     "--split",
     type=click.Choice(["test", "validation", "train"]),
@@ -540,11 +548,23 @@ def _epoch_line(record: dict) -> str:
 @data_dir_option
 @mirror_option
 @quiet_option
-def evaluate(checkpoint: Path, split: str, as_json: bool, data_dir, mirrors, quiet: bool):
-    """Accuracy, loss, confusion matrix and per-class figures of CHECKPOINT
-    (default: checkpoint.npz)."""
+def evaluate(
+    checkpoint: Path | None,
+    checkpoint_option: Path | None,
+    split: str,
+    as_json: bool,
+    data_dir,
+    mirrors,
+    quiet: bool,
+):
+    """Accuracy, loss, confusion matrix and per-class figures of a checkpoint, given as
+    CHECKPOINT or --checkpoint, as mlp predict takes it (default: checkpoint.npz)."""
     from .api import evaluate as evaluate_checkpoint
     from .io.checkpoint import load_checkpoint
+
+    if checkpoint and checkpoint_option:
+        raise click.UsageError("give the checkpoint once: as CHECKPOINT or as --checkpoint")
+    checkpoint = checkpoint or checkpoint_option or Path(DEFAULT_CHECKPOINT)
 
     loaded = load_checkpoint(checkpoint)
     report = evaluate_checkpoint(
@@ -575,14 +595,8 @@ def _report_text(checkpoint: Path, report: dict) -> str:
 
 
 @cli.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CHECKPOINT,
-    show_default=True,
-    help="Trained weights to use.",
-)
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@checkpoint_option
 @click.option(
     "--json",
     "as_json",
@@ -590,16 +604,18 @@ def _report_text(checkpoint: Path, report: dict) -> str:
     help='One JSON object per image and line: {"file", "prediction", "probabilities"}.',
 )
 @click.option("--show", is_flag=True, help="Draw the 28x28 input the network saw, as text.")
-def predict(images: tuple[Path, ...], checkpoint: Path, as_json: bool, show: bool):
+def predict(images: tuple[Path, ...], checkpoint_option: Path | None, as_json: bool, show: bool):
     """The digit in each image (PNG, JPEG, ... any size, dark ink on light paper or the
-    reverse), with its probability and the next two candidates."""
+    reverse), with its probability and the next two candidates. IMAGES may be files, folders
+    (their images, in name order) or quoted globs such as 'scans/*.png'."""
     from .api import predict_images
     from .errors import ImageError
     from .io.checkpoint import load_checkpoint
-    from .io.image import render_text
+    from .io.image import image_files, render_text
 
-    loaded, failed = load_checkpoint(checkpoint), 0
-    for image in images:  # one at a time: a bad file costs its own answer, not the others'
+    files = image_files(images)
+    loaded, failed = load_checkpoint(checkpoint_option or Path(DEFAULT_CHECKPOINT)), 0
+    for image in files:  # one at a time: a bad file costs its own answer, not the others'
         try:
             (p,) = predict_images(loaded, [image])
         except ImageError as exc:

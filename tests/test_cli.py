@@ -324,3 +324,32 @@ def test_each_new_best_epoch_is_marked_and_the_summary_gives_the_time(tiny_mnist
     assert "s of training); best epoch" in result.stdout
     meta = load_checkpoint(tmp_path / "m.npz").meta
     assert meta["history"][0]["improved"] is True
+
+
+def test_predict_takes_folders_and_quoted_globs(trained, tmp_path):
+    out, _ = trained
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for name in ("b.png", "a.jpg"):
+        Image.new("L", (40, 40), 255).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    result = run("predict", folder, str(folder / "b.*"), "--checkpoint", out, "--json")
+    assert result.exit_code == 0, result.output
+    files = [json.loads(line)["file"] for line in result.stdout.splitlines()]
+    assert files == [str(folder / "a.jpg"), str(folder / "b.png"), str(folder / "b.png")]
+    result = run("predict", str(tmp_path / "none" / "*.png"), "--checkpoint", out)
+    assert result.exit_code == 1 and "no file matches" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("predict", empty, "--checkpoint", out)
+    assert result.exit_code == 1 and "holds no image" in result.stderr
+
+
+def test_evaluate_takes_the_checkpoint_as_predict_does(trained, tiny_mnist):
+    out, _ = trained
+    by_option = run("evaluate", "--checkpoint", out, "--json")
+    by_argument = run("evaluate", out, "--json")
+    assert by_option.exit_code == by_argument.exit_code == 0
+    assert json.loads(by_option.stdout) == json.loads(by_argument.stdout)
+    both = run("evaluate", out, "--checkpoint", out)
+    assert both.exit_code == 2 and "give the checkpoint once" in both.stderr

@@ -8,7 +8,9 @@ what it saw in training.
 
 from __future__ import annotations
 
+import glob
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,32 @@ def _sniffed_format(path: str | Path) -> str | None:
         except Exception:  # a plugin's test of a prefix too short for it: not that format
             continue
     return None
+
+
+# What a folder's images are named: the formats above (PPM's kin, PGM and PBM, included)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES += (".ppm", ".pgm", ".pbm")
+
+
+def image_files(given: Iterable[str | Path]) -> list[Path]:
+    """The image files `given` names: a file as it is, a folder as its images (by suffix, in
+    name order, not recursing), and a glob the shell did not expand (quoted, or on Windows)
+    as its matches. ImageError for a folder with no image and a glob that matches nothing."""
+    files = []
+    for entry in map(Path, given):
+        if entry.is_dir():
+            inside = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not inside:
+                raise ImageError(f"{entry} holds no image ({', '.join(IMAGE_SUFFIXES)})")
+            files += inside
+        elif not entry.exists() and any(c in str(entry) for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(str(entry)))
+            if not matches:
+                raise ImageError(f"no file matches {entry}")
+            files += image_files(matches)
+        else:
+            files.append(entry)
+    return files
 
 
 @dataclass
