@@ -55,6 +55,7 @@ class TrainConfig:
     validation_size: int = 10_000
     seed: int = 0
     engine: str = "auto"
+    threads: int = 0  # 0: every CPU this process may use, at most OMP_NUM_THREADS
     # optimizer (nn/optim.py); defaults are torch.optim's
     optimizer: str = "sgd"
     momentum: float = 0.9
@@ -146,6 +147,7 @@ RANGES = (
     ("patience", 0, math.inf, True),
     ("validation_size", 0, math.inf, True),
     ("seed", 0, math.inf, True),
+    ("threads", 0, math.inf, True),
     ("min_delta", 0, math.inf, True),
     ("momentum", 0, 1, True),
     ("beta1", 0, 1, True),
@@ -178,7 +180,7 @@ def _check_range(name: str, value, low: float, high: float, high_open: bool) -> 
 
 
 # Options a resumed run may change: how long and how it runs, not what it computes.
-RESUMABLE_CHANGES = ("epochs", "patience", "engine")
+RESUMABLE_CHANGES = ("epochs", "patience", "engine", "threads")
 
 
 @dataclass

@@ -326,6 +326,12 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     "readable NumPy of mlpcli/nn: everything); auto: the fastest that takes the options, "
     "saying why it passed the others over. All take the same steps, to float rounding.",
 )
+@train_option(
+    "--threads",
+    click.IntRange(0),
+    "Threads to train on; 0 = every core this process may use (its affinity mask), at most "
+    "OMP_NUM_THREADS when that is set. One thread is often faster on a busy machine.",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -156,3 +156,25 @@ def test_monitor_accuracy_keeps_the_epoch_of_best_validation_accuracy(monkeypatc
         result = _fit(options, _data(50, 1))
         assert result.best_epoch == best
         np.testing.assert_array_equal(result.model.weights[0], seen[best - 1].weights[0])
+
+
+def test_threads_respect_the_option_openmp_and_the_affinity_mask(monkeypatch):
+    import os
+
+    from mlpcli.engines.base import usable_cpus
+
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert usable_cpus() == allowed and usable_cpus(1) == 1
+    assert usable_cpus(allowed + 5) == allowed  # never more than the mask allows
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert usable_cpus() == 1 and usable_cpus(4) == 1  # whichever allows fewer
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert usable_cpus() == allowed
+
+
+def test_one_thread_takes_the_same_steps():
+    one = _fit(FitOptions(0.05, epochs=2, batch_size=10, threads=1))
+    every = _fit(FitOptions(0.05, epochs=2, batch_size=10))
+    for a, b in zip(one.model.params, every.model.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@ that can, and naming an engine that cannot is refused with its reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -74,15 +75,30 @@ def measured(model: MLP, logits: np.ndarray, y: np.ndarray) -> Trained:
     return Trained(len(y), loss, int((logits.argmax(axis=1) == y).sum()))
 
 
-def blas_threads(layers: list[int], batch_size: int) -> int | None:
-    """The BLAS thread limit for training `layers` at `batch_size`; None leaves BLAS's own."""
+def usable_cpus(limit: int = 0) -> int:
+    """The threads to run on: the CPUs this process may use (a container or taskset may
+    allow fewer than exist), no more than OMP_NUM_THREADS when it is set, nor than `limit`
+    (--threads) when it is not 0."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    openmp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if openmp.isdigit() and int(openmp) > 0:
+        cpus = min(cpus, int(openmp))
+    return max(1, min(cpus, limit) if limit > 0 else cpus)
+
+
+def blas_threads(layers: list[int], batch_size: int, threads: int = 0) -> int:
+    """The BLAS threads for training `layers` at `batch_size`, at most usable_cpus(threads)."""
     largest = max(batch_size * fan_in * fan_out for fan_in, fan_out in pairwise(layers))
-    return 1 if largest < ONE_THREAD_BELOW else None
+    return 1 if largest < ONE_THREAD_BELOW else usable_cpus(threads)
 
 
 class Engine:
     """Trains `model` in place with `optimizer` (and `dropout`) on `train`, in batches of
-    `batch_size` rows (the last of an epoch may be short)."""
+    `batch_size` rows (the last of an epoch may be short), on at most usable_cpus(threads)
+    threads."""
 
     name: ClassVar[str]
 
@@ -93,9 +109,10 @@ class Engine:
         dropout: Dropout | None,
         train: Split,
         batch_size: int,
+        threads: int = 0,
     ):
         self.model, self.optimizer, self.dropout = model, optimizer, dropout
-        self.train, self.batch_size = train, batch_size
+        self.train, self.batch_size, self.threads = train, batch_size, threads
 
     @staticmethod
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:

@@ -282,8 +282,8 @@ class FastNumpyEngine(Engine):
 
     name = "numpy"
 
-    def __init__(self, model, optimizer, dropout, train, batch_size):
-        super().__init__(model, optimizer, dropout, train, batch_size)
+    def __init__(self, model, optimizer, dropout, train, batch_size, threads=0):
+        super().__init__(model, optimizer, dropout, train, batch_size, threads)
         self.inked = InkOrder.of(train) if batch_size > 1 else None
 
     @staticmethod
@@ -319,7 +319,7 @@ class FastNumpyEngine(Engine):
     def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
         from threadpoolctl import threadpool_limits
 
-        threads = blas_threads(self.model.layers, self.batch_size)
+        threads = blas_threads(self.model.layers, self.batch_size, self.threads)
         learning_rate = self.optimizer.learning_rate
         with (
             threadpool_limits(threads, user_api="blas"),

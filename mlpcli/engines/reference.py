@@ -25,7 +25,8 @@ class ReferenceEngine(Engine):
     def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(blas_threads(self.model.layers, self.batch_size), "blas"):
+        threads = blas_threads(self.model.layers, self.batch_size, self.threads)
+        with threadpool_limits(threads, "blas"):
             for rows in self.chunks(order):
                 X, y = self.train.features(rows), self.train.y[rows]
                 logits = np.empty((len(y), self.model.layers[-1]), self.model.weights[-1].dtype)

@@ -38,6 +38,7 @@ class FitOptions:
     max_norm: float = 0.0
     dropout: float = 0.0
     input_dropout: float = 0.0
+    threads: int = 0  # 0: every CPU this process may use (engines.base.usable_cpus)
 
     def step_options(self, activation: str, loss: str, layers: list[int]) -> StepOptions:
         return StepOptions(
@@ -98,7 +99,7 @@ def fit(
     if options.dropout or options.input_dropout:
         dropout = Dropout(options.dropout, options.input_dropout, state.dropout_rng)
     engine = choose_engine(options.engine, step, train)(
-        model, state.optimizer, dropout, train, batch_size
+        model, state.optimizer, dropout, train, batch_size, options.threads
     )
     result = FitResult(state.snapshot(), engine=engine.name)
     try:
