@@ -311,6 +311,7 @@ def bench_processes(data_dir: str, repeats: int) -> list[str]:
                 _wall_and_rss([*mlp, "evaluate", str(checkpoint), "--data-dir", data_dir])[0]
             )
     ratio = statistics.median(predict) / statistics.median(imports)
+    idle, busy = _busy_machine(mlp, data_dir, repeats)
     return [
         "| process | median (min-max) |",
         "|---|---|",
@@ -319,7 +320,31 @@ def bench_processes(data_dir: str, repeats: int) -> list[str]:
         f"{ratio:.2f}x the imports |",
         f'| `python -c "import numpy, PIL.Image"` | {_median_text(imports, " s")} |',
         f"| `mlp evaluate` on the 10k test set, whole process | {_median_text(evaluate, ' s')} |",
+        f"| `mlp train --config configs/default.toml`, idle | {_median_text(idle, ' s')} |",
+        f"| the same with one core kept busy by another process | {_median_text(busy, ' s')}, "
+        f"{statistics.median(busy) / statistics.median(idle):.2f}x idle |",
     ]
+
+
+def _busy_machine(mlp: list[str], data_dir: str, repeats: int) -> tuple[list, list]:
+    """Wall seconds of the default run, idle and beside a process that spins on one core
+    (at most 10 minutes, then it ends itself), in turns."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+    idle, busy = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        train = [*mlp, "train", "--config", str(config), "--data-dir", data_dir, "-q"]
+        train += ["--out", str(Path(folder) / "busy.npz"), "--force"]
+        for _ in range(repeats):
+            idle.append(_wall_and_rss(train)[0])
+            spin = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
+            spinner = subprocess.Popen([sys.executable, "-c", spin])
+            try:
+                time.sleep(0.5)
+                busy.append(_wall_and_rss(train)[0])
+            finally:
+                spinner.kill()
+                spinner.wait()
+    return idle, busy
 
 
 def main() -> None:

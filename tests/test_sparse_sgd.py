@@ -290,3 +290,32 @@ def test_compiled_step_takes_the_references_steps(recipe, layers, activation, ba
     if RECIPES[recipe][4]:
         for W in compiled.model.weights:
             assert np.linalg.norm(W, axis=0).max() <= RECIPES[recipe][4] * (1 + 1e-5)
+
+
+@needs_build
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_one_thread_and_two_take_bitwise_the_same_steps(name):
+    """The engine picks its thread count by the clock (ThreadChoice): that must change the
+    time alone, or the same command would not give the same checkpoint."""
+    pixels, labels = _digits(400)
+    ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
+    rows = np.random.default_rng(1).permutation(400)
+    models = []
+    for threads in (1, 2):
+        model = MLP.initialize([784, 256, 32, 10], np.random.default_rng(2))
+        optimizer = make_optimizer(name, model.params, 0.01)
+        sparse_sgd.train_on_ink(model, ink, rows, labels[rows], 32, optimizer, threads)
+        models.append(model)
+    for one, two in zip(models[0].params, models[1].params, strict=True):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_the_thread_choice_tries_both_then_keeps_the_faster():
+    from mlpcli.engines.compiled import ThreadChoice
+
+    choice = ThreadChoice(2)
+    assert [choice.threads_for(chunk) for chunk in range(3)] == [2, 2, 1]
+    choice.timed(1, 2e-6)  # two threads: 2 us a row
+    choice.timed(2, 1e-6)  # one thread: faster, as when another process holds a core
+    assert choice.threads_for(3) == choice.threads_for(20) == 1
+    assert [ThreadChoice(1).threads_for(chunk) for chunk in range(4)] == [1, 1, 1, 1]

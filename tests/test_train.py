@@ -178,3 +178,15 @@ def test_one_thread_takes_the_same_steps():
     every = _fit(FitOptions(0.05, epochs=2, batch_size=10))
     for a, b in zip(one.model.params, every.model.params, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_idle_cpus_counts_what_this_process_may_use():
+    import os
+
+    from mlpcli.engines.base import idle_cpus
+
+    idle = idle_cpus(0.05)
+    if not hasattr(os, "sched_getaffinity"):
+        assert idle is None
+        return
+    assert idle is not None and 0 <= idle <= len(os.sched_getaffinity(0))

@@ -10,6 +10,7 @@ that can, and naming an engine that cannot is refused with its reason.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -87,6 +88,36 @@ def usable_cpus(limit: int = 0) -> int:
     if openmp.isdigit() and int(openmp) > 0:
         cpus = min(cpus, int(openmp))
     return max(1, min(cpus, limit) if limit > 0 else cpus)
+
+
+def idle_cpus(seconds: float = 0.1) -> int | None:
+    """How many of the CPUs this process may use were mostly idle over `seconds`, from
+    /proc/stat (Linux), or None where that cannot be read. Two threads that wait on each
+    other crawl when another process holds one of two cores: a run then does better on one."""
+    try:
+        allowed = os.sched_getaffinity(0)
+
+        def sample() -> dict[int, tuple[int, int]]:
+            times = {}
+            with open("/proc/stat") as stat:
+                for line in stat:
+                    name, *fields = line.split()
+                    if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in allowed:
+                        ticks = [int(f) for f in fields[:8]]
+                        times[int(name[3:])] = (ticks[3] + ticks[4], sum(ticks))  # idle, all
+            return times
+
+        before = sample()
+        time.sleep(seconds)
+        after = sample()
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+    idle = 0
+    for cpu, (idle_then, total_then) in before.items():
+        idle_now, total_now = after.get(cpu, (idle_then, total_then))
+        spent = total_now - total_then
+        idle += spent > 0 and (idle_now - idle_then) / spent > 0.5
+    return idle if before else None
 
 
 def blas_threads(layers: list[int], batch_size: int, threads: int = 0) -> int:

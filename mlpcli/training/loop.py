@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import interrupts
 from ..data import Split
-from ..engines.base import Engine, StepOptions
+from ..engines.base import Engine, StepOptions, idle_cpus, usable_cpus
 from ..engines.choice import choose_engine
 from ..errors import TrainingDiverged
 from ..nn.dropout import Dropout
@@ -98,8 +98,9 @@ def fit(
     dropout = None
     if options.dropout or options.input_dropout:
         dropout = Dropout(options.dropout, options.input_dropout, state.dropout_rng)
+    threads = options.threads or _threads_free()
     engine = choose_engine(options.engine, step, train)(
-        model, state.optimizer, dropout, train, batch_size, options.threads
+        model, state.optimizer, dropout, train, batch_size, threads
     )
     result = FitResult(state.snapshot(), engine=engine.name)
     try:
@@ -127,6 +128,13 @@ def fit(
     except KeyboardInterrupt:
         result.interrupted = True
     return result
+
+
+def _threads_free() -> int:
+    """Every CPU this process may use that another process is not keeping busy right now
+    (at least one), or 0 (all of them) where that cannot be told: 0.1 s spent once a run."""
+    idle = idle_cpus()
+    return max(1, min(usable_cpus(), idle)) if idle is not None else 0
 
 
 def watched_value(record: dict, monitor: str) -> float:
