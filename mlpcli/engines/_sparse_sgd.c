@@ -76,7 +76,7 @@ typedef struct {
     const uint8_t *pixels = (in)->pixels;                                                     \
     const float scale = (in)->scale
 /* Ws, Z and dZ have rows of P floats, P = H rounded up to LANES, zero past H: every vec of
- * a row is then aligned (unaligned ones straddle cache lines and ran twice as slow). */
+ * a row is then aligned (unaligned ones straddle cache lines, and ran much slower). */
 
 /* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers (nv <= 4), and
  * each row's sum(s) into ink_sum (summed exactly as integers, then scaled once). */
@@ -149,7 +149,7 @@ INLINE void by_columns(const Inputs *in, int64_t first, int64_t rows, int64_t d,
 }
 
 /* Ws[p, h0:h0+nv*LANES] -= sum over p's entries of s dZ[row, ...]: each row of Ws is
- * written once per step, not once per ink pixel (that was a third of 784-800-10's step). */
+ * written once per step, not once per ink pixel (a large part of 784-800-10's step). */
 INLINE void ink_update_block(int nv, int64_t h0, const Columns *cols, int64_t d, int64_t P,
                              float *Ws, const float *dZ) {
     const int64_t *start = cols->start; /* locals: the compiler must assume that a store */
@@ -170,8 +170,7 @@ INLINE void ink_update_block(int nv, int64_t h0, const Columns *cols, int64_t d,
 
 /* The same update row by row of the batch: Ws[p, h0:...] -= s_ip dZ[i, h0:...] for each
  * ink pixel. It writes a row of Ws per ink pixel, but needs no by_columns(): cheaper when a
- * thread's columns fit in registers (784-64-10 at batch 64 on one thread: 0.10 against
- * 0.15 s an epoch). */
+ * thread's columns fit in registers (as at 784-64-10, batch 64, on one thread). */
 INLINE void ink_update_rows_block(int nv, int64_t h0, const Inputs *in, int64_t first,
                                   int64_t rows, int64_t P, float *Ws, const float *dZ) {
     INK_LOCALS(in);
@@ -765,7 +764,7 @@ INLINE void first_layer_step(int64_t lo, int64_t hi, int64_t top, const Columns 
 
 /* Asks the cache for the ink of rows order[first:last] and for the row pointers of the batch
  * after: the rows are shuffled, so no hardware prefetcher sees them coming (asking made a
- * step at 784-64-10 about 12% faster). */
+ * step at 784-64-10 faster; docs/performance.md). */
 INLINE void prefetch_ink(const Inputs *in, int64_t first, int64_t last, int64_t n, int64_t batch) {
     for (int64_t i = first; i < last && i < n; i++) {
         int64_t r = in->order[i];
@@ -794,9 +793,9 @@ HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
     int L = net->depth;
     int64_t d = net->size[0], H = net->size[1], P = padded(H), blocks = P / LANES;
     int64_t most = blocks / 4 > 1 ? blocks / 4 : 1; /* 64 columns a thread, or it loses */
-    threads = threads < most ? threads : (int)most;  /* (784-64-10: 0.10 s on 1, 0.14 on 2) */
+    threads = threads < most ? threads : (int)most;  /* (784-64-10 ran slower on 2) */
     if (batch == 1) /* a sample alone is too little to share: waits cost more than it saves */
-        threads = 1; /* (784-800-10 per sample: 1.87 s an epoch on 1 thread, 2.3 on 2) */
+        threads = 1; /* (784-800-10 per sample ran slower on 2) */
     int dense = optim->kind != PLAIN_SGD; /* the dense path: every row of W_1 steps */
     int by_rows = blocks <= 4 * threads; /* every thread's columns in one pass */
     float max_norm = dense ? (float)optim->max_norm : 0;
@@ -923,7 +922,7 @@ static int bad_index(const int64_t *order, const int64_t *labels, const int64_t 
         if (r < 0 || r >= rows_total || label < 0 || label >= classes) return BAD_ROW;
         int64_t start = rowptr[r], end = rowptr[r + 1];
         if (start < 0 || start > end || end > nnz) return BAD_ROWPTR;
-        uint16_t widest = 0; /* a max, not a branch per column: vectorized, 5x faster */
+        uint16_t widest = 0; /* a max, not a branch per column: it vectorizes */
         for (int64_t q = start; q < end; q++) widest = cols[q] > widest ? cols[q] : widest;
         if (start < end && widest >= width) return BAD_COLUMN;
     }
@@ -1058,7 +1057,7 @@ static PyObject *py_count_ink(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS;
 #pragma omp parallel for num_threads(threads > 0 ? threads : 1)
         for (int64_t r = 0; r < n; r++) {
-            uint32_t inked = 0; /* a narrow sum the compiler vectorizes: 5x NumPy's */
+            uint32_t inked = 0; /* a narrow sum the compiler vectorizes */
             for (int64_t p = 0; p < d; p++) inked += X[r * d + p] != 0;
             start[r + 1] = inked;
         }
@@ -1090,7 +1089,7 @@ static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
     uint8_t *value = where ? take(&buffers, values, total, 1, "values") : NULL;
     if (!value) goto done;
     /* Branch-free: every pixel is written to its thread's scratch row, the place moves on at
-     * ink only (ink is 1 pixel in 5, too unpredictable for a branch: 3x slower). */
+     * ink only (ink is 1 pixel in 5, too unpredictable for a branch). */
     uint16_t *scratch_cols = malloc(threads * d * sizeof(uint16_t));
     uint8_t *scratch_values = malloc(threads * d);
     int fits = 1;
@@ -1101,7 +1100,7 @@ static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
     }
     Py_BEGIN_ALLOW_THREADS;
     /* The output's fresh pages faulted in by one thread first: two threads faulting them in
-     * at once took 0.045 s for MNIST's ink here, against 0.006 s for this and 0.02 s after. */
+     * at once were several times slower than this and the gather after it together. */
     for (int64_t q = 0; q < total; q += 2048) where[q] = 0, value[q] = 0;
 #pragma omp parallel for num_threads(threads) reduction(&& : fits)
     for (int64_t r = 0; r < n; r++) {
@@ -1118,7 +1117,7 @@ static PyObject *py_gather_ink(PyObject *self, PyObject *args) {
             int64_t end = p0 + 8 < d ? p0 + 8 : d;
             uint64_t eight = 1; /* a short last group is always looked at */
             if (end - p0 == 8) memcpy(&eight, row + p0, 8);
-            if (!eight) continue; /* 8 pixels of blank paper, most of an image: 3x faster */
+            if (!eight) continue; /* 8 pixels of blank paper, most of an image */
             for (int64_t p = p0; p < end; p++) {
                 row_cols[inked] = (uint16_t)p, row_values[inked] = row[p];
                 inked += row[p] != 0;

@@ -2,7 +2,7 @@
 
 numpy can only compute A.T @ B into a new array and subtract it in a second pass over C.
 BLAS's gemm does C <- alpha A^T B + beta C in one call, in every BLAS thread. For 784-800-10
-at batch 128 that second pass over the 2.5 MB weight matrix was a fifth of the step.
+at batch 128 that second pass over the 2.5 MB weight matrix was a good part of the step.
 
 numpy does not expose gemm, so this calls the OpenBLAS that numpy itself loaded (found by
 threadpoolctl, already a dependency), through ctypes. Only the 64-bit-integer interface with
@@ -20,8 +20,8 @@ import numpy as np
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _SYMBOL_PREFIXES = ("scipy_cblas_", "cblas_")  # numpy's wheels use the first
 _GEMM_LETTERS = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
-# A ctypes call costs about 9 us more than numpy's own; it pays back by skipping the second
-# pass over C only when C is large (784x64 at batch 64: a wash; 784x800: 30% of the update).
+# A ctypes call costs more than numpy's own; it pays back by skipping the second pass over C
+# only when C is large (784x64 at batch 64 was a wash; docs/performance.md).
 GEMM_FROM_ELEMENTS = 1 << 17
 
 

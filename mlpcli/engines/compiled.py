@@ -93,7 +93,7 @@ class InkPixels:
     def of(cls, split: Split, threads: int = 1) -> InkPixels:
         """The ink of `split` (uint8 pixels with a normalization), counted and gathered in C
         on `threads` threads
-        (NumPy's np.nonzero took 0.5 s for MNIST, this about 0.02 s)."""
+        (many times faster than NumPy's np.nonzero; docs/performance.md)."""
         X = np.ascontiguousarray(split.X.reshape(len(split.X), -1))
         rowptr = np.empty(len(X) + 1, np.int64)
         _sparse_sgd.count_ink(X, len(X), X.shape[1], rowptr, threads)
@@ -137,7 +137,7 @@ def train_on_ink(
     on from optimizer.steps (which the caller advances). `masks` (one per layer: None for the
     input, then (n, size) float32 for each hidden layer) are the dropout masks, as
     nn.dropout.Dropout draws them. The loss and hits are summed in C as the softmax is taken;
-    numpy took 7% of an epoch at batch 64 to find them again."""
+    finding them again in numpy took a noticeable share of an epoch at batch 64."""
     logits = np.empty((len(rows), model.layers[-1]), np.float32)
     count = 2 * len(model.weights)
     firsts = optimizer.buffers.get("velocity") or optimizer.buffers.get("mean") or [None] * count

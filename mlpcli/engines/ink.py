@@ -10,7 +10,7 @@ each chunk it normalizes, and the rows of W for each epoch; nothing outside trai
 that order.
 
 Both steps move bytes in groups, a pixel at a time being several times slower: columns are
-reordered in neighbouring pairs (625 columns, against 613 one by one) and ink is looked for
+reordered in neighbouring pairs (a few columns more than one by one) and ink is looked for
 8 bytes at a time (an end rounds up to a multiple of 8).
 
 Shapes: pixels (n, d) uint8 rows, one image each, d even.
