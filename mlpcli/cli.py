@@ -344,7 +344,8 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Continue the run this checkpoint saved, from its last completed epoch, with its "
-    "options; --epochs is the total. Only --epochs, --patience and --engine may change.",
+    "options; --epochs is the total. Only --epochs, --patience, --engine and --threads may "
+    "change.",
 )
 @data_dir_option
 @mirror_option
