@@ -295,8 +295,9 @@ def test_compiled_step_takes_the_references_steps(recipe, layers, activation, ba
 @needs_build
 @pytest.mark.parametrize("name", ["sgd", "adam"])
 def test_one_thread_and_two_take_bitwise_the_same_steps(name):
-    """The engine picks its thread count by the clock (ThreadChoice): that must change the
-    time alone, or the same command would not give the same checkpoint."""
+    """A run takes the idle cores (training.loop), so its thread count depends on the
+    machine's load: that must change the time alone, or the same command would not give the
+    same checkpoint."""
     pixels, labels = _digits(400)
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
     rows = np.random.default_rng(1).permutation(400)
@@ -308,14 +309,3 @@ def test_one_thread_and_two_take_bitwise_the_same_steps(name):
         models.append(model)
     for one, two in zip(models[0].params, models[1].params, strict=True):
         np.testing.assert_array_equal(one, two)
-
-
-def test_the_thread_choice_tries_both_then_keeps_the_faster():
-    from mlpcli.engines.compiled import ThreadChoice
-
-    choice = ThreadChoice(2)
-    assert [choice.threads_for(chunk) for chunk in range(3)] == [2, 2, 1]
-    choice.timed(1, 2e-6)  # two threads: 2 us a row
-    choice.timed(2, 1e-6)  # one thread: faster, as when another process holds a core
-    assert choice.threads_for(3) == choice.threads_for(20) == 1
-    assert [ThreadChoice(1).threads_for(chunk) for chunk in range(4)] == [1, 1, 1, 1]

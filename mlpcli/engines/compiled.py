@@ -24,7 +24,6 @@ Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,)
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -252,45 +251,16 @@ class CompiledEngine(Engine):
         return None
 
     def run_epoch(self, order: np.ndarray) -> Iterator[ChunkFigures]:
-        choice = ThreadChoice(usable_cpus(self.threads))
-        for number, rows in enumerate(self.chunks(order)):
+        threads = usable_cpus(self.threads)
+        for rows in self.chunks(order):
             masks = None
             if self.dropout is not None:
                 masks = dropout_masks(self.dropout, self.model.layers, len(rows), self.batch_size)
-            threads = choice.threads_for(number)
             args = (self.model, self.ink, rows, self.train.y[rows], self.batch_size)
             args += (self.optimizer, threads, masks)
-            started = time.perf_counter()
             if self.batch_size > CHUNK_SAMPLES:  # one step may take seconds: stay stoppable
                 trained = _in_background(train_on_ink, *args)
             else:
                 trained = train_on_ink(*args)
-            choice.timed(number, (time.perf_counter() - started) / len(rows))
             self.optimizer.steps += -(-len(rows) // self.batch_size)
             yield ChunkFigures(len(rows), trained.loss, trained.correct)
-
-
-class ThreadChoice:
-    """All the threads allowed, or one: whichever ran a chunk faster this epoch.
-
-    Two threads wait on each other twice a step; when another process holds one of the two
-    cores, each wait lasts a scheduler tick, and a run took twice its idle time. Chunks 1 and
-    2 of each epoch (chunk 0 warms the caches) run on all threads and on one, and the rest
-    of the epoch on the faster. The steps are the same on any number of threads (each owns
-    its hidden units' columns), so the choice changes the time alone.
-    """
-
-    def __init__(self, most: int):
-        self.trials = {1: most, 2: 1} if most > 1 else {}
-        self.pace: dict[int, float] = {}  # seconds per row, by thread count
-
-    def threads_for(self, chunk: int) -> int:
-        if chunk in self.trials:
-            return self.trials[chunk]
-        if len(self.pace) == len(self.trials) and self.pace:
-            return min(self.pace, key=self.pace.get)
-        return max(self.trials.values(), default=1)
-
-    def timed(self, chunk: int, seconds_per_row: float) -> None:
-        if chunk in self.trials:
-            self.pace[self.trials[chunk]] = seconds_per_row
