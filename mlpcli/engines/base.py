@@ -120,6 +120,13 @@ def idle_cpus(seconds: float = 0.1) -> int | None:
     return idle if before else None
 
 
+def free_cpus() -> int:
+    """The CPUs this process may use that no other process keeps busy right now (at least
+    one), or 0 (all of usable_cpus()) where that cannot be told: 0.1 s spent once a run."""
+    idle = idle_cpus()
+    return max(1, min(usable_cpus(), idle)) if idle is not None else 0
+
+
 def blas_threads(layers: list[int], batch_size: int, threads: int = 0) -> int:
     """The BLAS threads for training `layers` at `batch_size`, at most usable_cpus(threads)."""
     largest = max(batch_size * fan_in * fan_out for fan_in, fan_out in pairwise(layers))

@@ -35,8 +35,7 @@ from ..data import Split, normalization_coefficients
 from ..nn.dropout import Dropout
 from ..nn.model import MLP
 from ..nn.optim import Adam, Momentum, Optimizer
-from .base import CHUNK_SAMPLES, Engine, StepOptions, usable_cpus
-from .base import Trained as ChunkFigures
+from .base import CHUNK_SAMPLES, Engine, StepOptions, Trained, usable_cpus
 
 try:
     from . import _sparse_sgd
@@ -103,7 +102,7 @@ class InkPixels:
 
 
 @dataclass(frozen=True)
-class Trained:
+class TrainedChunk:
     """What a chunk's rows gave as they were trained on."""
 
     logits: np.ndarray  # (n, k)
@@ -129,7 +128,7 @@ def train_on_ink(
     optimizer: Optimizer,
     threads: int,
     masks: list[np.ndarray | None] | None = None,
-) -> Trained:
+) -> TrainedChunk:
     """The reference's steps (nn.model.train_step) on the split's rows `rows` (n,) in that
     order, labels y (n,), with up to `threads` threads (the C file caps them: each needs 64
     hidden units of its own): updates `model` and the optimizer's buffers in place, counting
@@ -173,7 +172,7 @@ def train_on_ink(
         tuple(seconds),
         tuple(masks or [None] * len(model.weights)),
     )
-    return Trained(logits, loss_sum / len(rows), correct)
+    return TrainedChunk(logits, loss_sum / len(rows), correct)
 
 
 def dropout_masks(dropout: Dropout, layers: list[int], rows: int, batch_size: int) -> list:
@@ -250,7 +249,7 @@ class CompiledEngine(Engine):
             )
         return None
 
-    def run_epoch(self, order: np.ndarray) -> Iterator[ChunkFigures]:
+    def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
         threads = usable_cpus(self.threads)
         for rows in self.chunks(order):
             masks = None
@@ -263,4 +262,4 @@ class CompiledEngine(Engine):
             else:
                 trained = train_on_ink(*args)
             self.optimizer.steps += -(-len(rows) // self.batch_size)
-            yield ChunkFigures(len(rows), trained.loss, trained.correct)
+            yield Trained(len(rows), trained.loss, trained.correct)

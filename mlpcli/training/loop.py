@@ -13,12 +13,11 @@ import numpy as np
 
 from .. import interrupts
 from ..data import Split
-from ..engines.base import Engine, StepOptions, idle_cpus, usable_cpus
+from ..engines.base import Engine, StepOptions, free_cpus
 from ..engines.choice import choose_engine
 from ..errors import TrainingDiverged
 from ..nn.dropout import Dropout
 from ..report.metrics import evaluate_split
-from . import MONITORS  # noqa: F401  (what --monitor takes, listed where the CLI reads it)
 from .state import RunState
 
 
@@ -31,7 +30,7 @@ class FitOptions:
     batch_size: int = 32  # 1 = per-sample SGD; 0 (or >= n) = full batch
     patience: int = 3  # epochs without improvement before stopping; 0 = never stop early
     min_delta: float = 0.0  # how much the watched value must drop to count as improvement
-    monitor: str = "loss"  # what early stopping and the best epoch watch: one of MONITORS
+    monitor: str = "loss"  # what early stopping and the best epoch watch: one of training.MONITORS
     engine: str = "auto"  # "auto" or a name of engines.ENGINES
     optimizer: str = "sgd"
     weight_decay: float = 0.0
@@ -98,7 +97,7 @@ def fit(
     dropout = None
     if options.dropout or options.input_dropout:
         dropout = Dropout(options.dropout, options.input_dropout, state.dropout_rng)
-    threads = options.threads or _threads_free()
+    threads = options.threads or free_cpus()
     engine = choose_engine(options.engine, step, train)(
         model, state.optimizer, dropout, train, batch_size, threads
     )
@@ -128,13 +127,6 @@ def fit(
     except KeyboardInterrupt:
         result.interrupted = True
     return result
-
-
-def _threads_free() -> int:
-    """Every CPU this process may use that another process is not keeping busy right now
-    (at least one), or 0 (all of them) where that cannot be told: 0.1 s spent once a run."""
-    idle = idle_cpus()
-    return max(1, min(usable_cpus(), idle)) if idle is not None else 0
 
 
 def watched_value(record: dict, monitor: str) -> float:
