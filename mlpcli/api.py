@@ -104,9 +104,7 @@ class TrainConfig:
             )
         for name, low, high, high_open in RANGES:
             _check_range(name, getattr(self, name), low, high, high_open)
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        for name in ("eps", "init_scale"):
+        for name in ("lr", "eps", "init_scale"):
             if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs:

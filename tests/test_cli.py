@@ -79,6 +79,7 @@ def test_existing_checkpoint_is_never_silently_replaced(trained):
         (["--lr", "0"], "--lr"),
         (["--lr", "-1"], "--lr"),
         (["--lr", "nan"], "lr must be a positive number"),
+        (["--lr", "inf"], "lr must be a positive number"),
         (["--epochs", "0"], "--epochs"),
         (["--patience", "-1"], "--patience"),
         (["--activation", "swish"], "--activation"),
