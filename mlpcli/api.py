@@ -18,6 +18,7 @@ import numpy as np
 
 from . import __version__
 from .data import IMAGE_SHAPE, NUM_CLASSES, Split, load_mnist, make_splits, normalize
+from .data.augment import AUGMENTATIONS, Augmentation
 from .engines import ENGINE_CHOICES
 from .errors import CheckpointError, ConfigError
 from .io.checkpoint import Checkpoint
@@ -74,6 +75,14 @@ class TrainConfig:
     lr_factor: float = 0.1
     lr_patience: int = 2
     min_lr: float = 0.0
+    # distortions of the training images, new every epoch (data/augment.py)
+    augment: str = ""  # comma-separated kinds of AUGMENTATIONS; "" or "none": none
+    rotation: float = 10.0
+    scale: float = 0.1
+    shear: float = 10.0
+    translate: float = 2.0
+    elastic_alpha: float = 34.0
+    elastic_sigma: float = 4.0
 
     def validate(self) -> None:
         """Raise ConfigError naming the first option that is out of range."""
@@ -104,7 +113,8 @@ class TrainConfig:
             )
         for name, low, high, high_open in RANGES:
             _check_range(name, getattr(self, name), low, high, high_open)
-        for name in ("lr", "eps", "init_scale"):
+        self.augmentation()  # raises ConfigError for an unknown kind
+        for name in ("lr", "eps", "init_scale", "elastic_sigma"):
             if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
         if self.warmup_epochs >= self.epochs:
@@ -133,8 +143,31 @@ class TrainConfig:
     def fit_options(self) -> FitOptions:
         from .training import FitOptions
 
-        shared = {f.name for f in fields(FitOptions)} - {"learning_rate"}
-        return FitOptions(learning_rate=self.lr, **{name: getattr(self, name) for name in shared})
+        shared = {f.name for f in fields(FitOptions)} - {"learning_rate", "augmentation"}
+        return FitOptions(
+            learning_rate=self.lr,
+            augmentation=self.augmentation(),
+            **{name: getattr(self, name) for name in shared},
+        )
+
+    def augmentation(self) -> Augmentation:
+        """The distortions `augment` names, with their ranges."""
+        kinds = tuple(k.strip() for k in self.augment.split(",") if k.strip() not in ("", "none"))
+        unknown = [k for k in kinds if k not in AUGMENTATIONS]
+        if unknown:
+            raise ConfigError(
+                f"unknown augment {unknown[0]!r}; give a comma-separated list of "
+                f"{', '.join(AUGMENTATIONS)} (or none), e.g. --augment affine,elastic"
+            )
+        return Augmentation(
+            tuple(k for k in AUGMENTATIONS if k in kinds),
+            self.rotation,
+            self.scale,
+            self.shear,
+            self.translate,
+            self.elastic_alpha,
+            self.elastic_sigma,
+        )
 
 
 # (option, least, most, whether `most` itself is out): each must also be finite
@@ -159,6 +192,12 @@ RANGES = (
     ("lr_factor", 0, 1, True),
     ("lr_patience", 0, math.inf, True),
     ("min_lr", 0, math.inf, True),
+    ("rotation", 0, 180, False),
+    ("scale", 0, 1, True),  # the smallest factor, 1 - scale, stays above 0
+    ("shear", 0, 90, True),
+    ("translate", 0, math.inf, True),
+    ("elastic_alpha", 0, math.inf, True),
+    ("elastic_sigma", 0, math.inf, True),
 )
 
 
@@ -367,6 +406,33 @@ def did_not_learn(config: TrainConfig, meta: dict) -> str | None:
         f"the best epoch's accuracy is {100 * accuracy:.1f}%, about what guessing gives "
         f"({100 * chance:.0f}%): this network did not learn. {cause}"
     )
+
+
+def augment_preview(
+    config: TrainConfig,
+    images: int = 8,
+    variants: int = 7,
+    data_dir: str | Path | None = None,
+    mirrors: list[str] | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The first `images` training images of config's split, each beside `variants`
+    distortions by config's augmentation, drawn from its seed as training draws them (the
+    same distribution, not the very draws of an epoch): (images, 1 + variants, 28, 28) uint8."""
+    from .data.augment import epoch_rng
+
+    config.validate()
+    augmentation = config.augmentation()
+    if not augmentation:
+        raise ConfigError("no distortion chosen; give --augment affine, elastic or both")
+    mnist = load_mnist(data_dir, mirrors, progress=progress)
+    splits, _ = make_splits(mnist, config.validation_size, config.seed)
+    train = splits["train"]
+    originals = train.X[:images].reshape(-1, *train.image_shape)
+    repeated = np.repeat(originals, variants, axis=0)
+    distorted = augmentation.distort(repeated, epoch_rng(config.seed, 1))
+    shape = (len(originals), variants, *train.image_shape)
+    return np.concatenate([originals[:, None], distorted.reshape(shape)], axis=1)
 
 
 SPLITS = ("test", "validation", "train")

@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .api import TrainConfig
+from .data.augment import AUGMENTATIONS
 from .engines import ENGINE_CHOICES
 from .errors import ConfigError, MlpError
 from .io.files import is_regular_file
@@ -54,9 +55,29 @@ class LayersType(click.ParamType):
         return sizes
 
 
+class AugmentType(click.ParamType):
+    """'affine,elastic' (or a TOML list of them, or none) -> 'affine,elastic', checked."""
+
+    name = "KINDS"
+
+    def convert(self, value, param, ctx):
+        parts = value if isinstance(value, list) else str(value).split(",")
+        kinds = [str(p).strip() for p in parts if str(p).strip() not in ("", "none")]
+        unknown = [k for k in kinds if k not in AUGMENTATIONS]
+        if unknown:
+            self.fail(
+                f"{unknown[0]!r} is not a distortion; give a comma-separated list of "
+                f"{', '.join(AUGMENTATIONS)}, or none",
+                param,
+                ctx,
+            )
+        return ",".join(kinds)
+
+
 # Options a config file may not set: they decide what is replaced or resumed, which a
 # shared file should never do on its own.
 NOT_IN_CONFIGS = ("force", "resume")
+TRAIN_ONLY = {f.name for f in fields(TrainConfig)}
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -> str | None:
@@ -90,6 +111,8 @@ def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -
         name = key.replace("-", "_")
         if name in NOT_IN_CONFIGS:
             raise refuse(f"{key} cannot be set in {path}; give --{key} on the command line")
+        if name not in options and name in TRAIN_ONLY and ctx.command.name != "train":
+            continue  # a training config read for its distortions (augment-preview)
         if name not in options or isinstance(value, dict):
             known = ", ".join(
                 sorted(n.replace("_", "-") for n in options if n not in NOT_IN_CONFIGS)
@@ -120,7 +143,7 @@ def _wrong_toml_type(param: click.Parameter, value) -> str | None:
             return "expected a whole number" if wanted is int else "expected a number"
     elif isinstance(kind, click.Choice) and not isinstance(value, str):
         return f"expected one of {', '.join(map(str, kind.choices))}, in quotes"
-    elif isinstance(value, list) and not isinstance(kind, LayersType):
+    elif isinstance(value, list) and not isinstance(kind, (LayersType, AugmentType)):
         return "expected a single value, not a list"
     return None
 
@@ -134,6 +157,51 @@ def train_option(flag: str, type, help: str, show_default=True):
     if isinstance(default, list):
         default = ",".join(map(str, default))  # as it would be typed
     return click.option(flag, type=type, default=default, show_default=show_default, help=help)
+
+
+def augment_options(command):
+    """The options of the distortions, shared by `train` and `augment-preview`."""
+    options = [
+        train_option(
+            "--augment",
+            AugmentType(),
+            "Distort the training images anew each epoch, drawn from --seed: affine (rotation, "
+            "scale, shear, translation), elastic (a random displacement field smoothed by a "
+            "Gaussian, as Simard et al. 2003), or affine,elastic. See `mlp augment-preview`. "
+            "[default: none]",
+            show_default=False,
+        ),
+        train_option(
+            "--rotation", click.FloatRange(0, 180), "affine: most degrees of rotation, either way."
+        ),
+        train_option(
+            "--scale",
+            click.FloatRange(0, 1, max_open=True),
+            "affine: most relative change of size: 0.1 scales by 0.9 to 1.1.",
+        ),
+        train_option(
+            "--shear",
+            click.FloatRange(0, 90, max_open=True),
+            "affine: most degrees of horizontal shear.",
+        ),
+        train_option(
+            "--translate", click.FloatRange(0), "affine: most pixels of shift, in x and in y."
+        ),
+        train_option(
+            "--elastic-alpha",
+            click.FloatRange(0),
+            "elastic: the strength of the smoothed field, in pixels.",
+        ),
+        train_option(
+            "--elastic-sigma",
+            click.FloatRange(0, min_open=True),
+            "elastic: the width in pixels of the Gaussian that smooths the field; smaller is more "
+            "local and wilder.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 def _echo_err(message: str) -> None:
@@ -183,15 +251,22 @@ mirror_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 
 
+def config_option(help: str):
+    """--config FILE.toml: its keys become the command's defaults (see _load_config)."""
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        callback=_load_config,
+        is_eager=True,
+        expose_value=False,
+        help=help,
+    )
+
+
 @cli.command()
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False),
-    callback=_load_config,
-    is_eager=True,
-    expose_value=False,
-    help="TOML file of options (keys are the option names, e.g. batch-size = 32); "
-    "options given on the command line win.",
+@config_option(
+    "TOML file of options (keys are the option names, e.g. batch-size = 32); "
+    "options given on the command line win."
 )
 @train_option(
     "--layers",
@@ -318,6 +393,7 @@ quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on 
     "Epochs without improvement the plateau schedule tolerates; below --patience.",
 )
 @train_option("--min-lr", click.FloatRange(0), "The lowest rate of cosine and plateau.")
+@augment_options
 @train_option(
     "--engine",
     click.Choice(ENGINE_CHOICES),
@@ -453,6 +529,66 @@ def train(
     if result.interrupted:
         _echo_err("interrupted: the best weights so far were saved")
         sys.exit(_interrupted_exit())
+
+
+@cli.command("augment-preview")
+@config_option("A training config (TOML) whose distortions to show; its other keys are ignored.")
+@augment_options
+@train_option("--seed", click.IntRange(0), "Seed of the split and of the distortions.")
+@train_option("--validation-size", click.IntRange(0, 59_999), "As for mlp train.")
+@click.option(
+    "--images", type=click.IntRange(1, 100), default=8, show_default=True, help="Rows: images."
+)
+@click.option(
+    "--variants",
+    type=click.IntRange(1, 100),
+    default=7,
+    show_default=True,
+    help="Distortions of each image, beside it.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("augment-preview.png"),
+    show_default=True,
+    help="PNG grid to write: each row an original training image, then its distortions.",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--show", is_flag=True, help="Print the first row as text instead of a PNG.")
+@data_dir_option
+@mirror_option
+@quiet_option
+def augment_preview(images, variants, out, force, show, data_dir, mirrors, quiet, **options):
+    """See what --augment feeds the network: training images beside distortions of them,
+    drawn as `mlp train` draws them with the same options.
+
+    \b
+    Examples:
+      mlp augment-preview --augment affine,elastic
+      mlp augment-preview --config configs/fast99.toml --show
+    """
+    from .api import augment_preview as preview
+    from .io.image import render_text, write_grid_png
+
+    config = TrainConfig(**options)
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not config.augmentation():
+        raise click.UsageError("no distortion chosen; give --augment affine, elastic or both")
+    if not show:
+        _check_out(out, may_replace=force)
+    grid = preview(
+        config, 1 if show else images, variants, data_dir, list(mirrors) or None, _bars(quiet)
+    )
+    if show:
+        for column, image in enumerate(grid[0]):
+            click.echo("original:" if column == 0 else f"distortion {column}:")
+            click.echo(render_text(image / 255))
+        return
+    write_grid_png(out, grid, zoom=2)
+    click.echo(f"wrote {out}: {images} training images (left), {variants} distortions each")
 
 
 def _bars(quiet: bool) -> bool:

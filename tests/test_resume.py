@@ -37,6 +37,7 @@ def assert_same_run(a_path, b_path):
         ["--optimizer", "nesterov", "--weight-decay", "1e-3", "--max-norm", "2"],
         ["--optimizer", "momentum", "--schedule", "plateau", "--lr-patience", "0"],
         ["--optimizer", "adamw", "--lr", "0.003", "--schedule", "step", "--lr-step-epochs", "1"],
+        ["--augment", "affine,elastic", "--optimizer", "momentum"],  # the same distortions
     ],
 )
 def test_two_epochs_then_two_more_equal_four(tiny_mnist, tmp_path, recipe):

@@ -62,6 +62,7 @@ class Split:
     X: np.ndarray
     y: np.ndarray
     normalization: tuple[float, float] | None = None  # (mean, std) of pixel/255
+    image_shape: tuple[int, int] | None = None  # (h, w) of each row's image, h w = d
 
     def __len__(self) -> int:
         return len(self.y)
@@ -92,9 +93,12 @@ def make_splits(
     train_idx, val_idx = train_validation_split(len(images), validation_size, seed)
     stats = normalization or normalization_stats(rows[train_idx])
     test = mnist["test-images"]
+    shape = images.shape[1:]
     splits = {
-        "train": Split(rows[train_idx], labels[train_idx], stats),
-        "validation": Split(rows[val_idx], labels[val_idx], stats),
-        "test": Split(test.reshape(len(test), -1), mnist["test-labels"].astype(np.int64), stats),
+        "train": Split(rows[train_idx], labels[train_idx], stats, shape),
+        "validation": Split(rows[val_idx], labels[val_idx], stats, shape),
+        "test": Split(
+            test.reshape(len(test), -1), mnist["test-labels"].astype(np.int64), stats, shape
+        ),
     }
     return splits, stats

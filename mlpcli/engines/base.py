@@ -150,7 +150,13 @@ class Engine:
         threads: int = 0,
     ):
         self.model, self.optimizer, self.dropout = model, optimizer, dropout
-        self.train, self.batch_size, self.threads = train, batch_size, threads
+        self.batch_size, self.threads = batch_size, threads
+        self.use(train)
+
+    def use(self, train: Split) -> None:
+        """Train on `train` from the next epoch on: the same rows and labels, other pixels
+        (an augmented epoch). Engines that index the pixels ahead do it here."""
+        self.train = train
 
     @staticmethod
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:

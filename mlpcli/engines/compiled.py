@@ -218,9 +218,9 @@ class CompiledEngine(Engine):
 
     name = "compiled"
 
-    def __init__(self, model, optimizer, dropout, train, batch_size, threads=0):
-        super().__init__(model, optimizer, dropout, train, batch_size, threads)
-        self.ink = InkPixels.of(train, usable_cpus(threads))
+    def use(self, train: Split) -> None:
+        super().use(train)
+        self.ink = InkPixels.of(train, usable_cpus(self.threads))
 
     @staticmethod
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:

@@ -282,9 +282,9 @@ class FastNumpyEngine(Engine):
 
     name = "numpy"
 
-    def __init__(self, model, optimizer, dropout, train, batch_size, threads=0):
-        super().__init__(model, optimizer, dropout, train, batch_size, threads)
-        self.inked = InkOrder.of(train) if batch_size > 1 else None
+    def use(self, train: Split) -> None:
+        super().use(train)
+        self.inked = InkOrder.of(train) if self.batch_size > 1 else None
 
     @staticmethod
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:

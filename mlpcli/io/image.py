@@ -240,3 +240,21 @@ def render_text(pixels: np.ndarray) -> str:
     """(28, 28) values in [0, 1] as 28 lines of text, two characters per pixel."""
     levels = np.clip((pixels * len(SHADES)).astype(int), 0, len(SHADES) - 1)
     return "\n".join("".join(SHADES[v] * 2 for v in row) for row in levels)
+
+
+def write_grid_png(path: str | Path, images: np.ndarray, zoom: int = 2) -> None:
+    """Images (rows, columns, h, w) uint8 as one PNG grid, each pixel `zoom` pixels wide, a
+    grey line between the images; written atomically (io.files.atomic_write)."""
+    from PIL import Image
+
+    from .files import atomic_write
+
+    rows, columns, h, w = images.shape
+    gap = 2
+    tiles = np.full((rows, columns, h + gap, w + gap), 128, np.uint8)
+    tiles[:, :, :h, :w] = images
+    grid = tiles.transpose(0, 2, 1, 3).reshape(rows * (h + gap), columns * (w + gap))
+    grid = grid[:-gap, :-gap]
+    big = np.repeat(np.repeat(grid, zoom, axis=0), zoom, axis=1)
+    with atomic_write(Path(path)) as out:
+        Image.fromarray(big).save(out.file, format="PNG")

@@ -13,11 +13,13 @@ import numpy as np
 
 from .. import interrupts
 from ..data import Split
+from ..data.augment import Augmentation
 from ..engines.base import Engine, StepOptions, free_cpus
 from ..engines.choice import choose_engine
 from ..errors import TrainingDiverged
 from ..nn.dropout import Dropout
 from ..report.metrics import evaluate_split
+from .augmenting import AugmentedTraining
 from .state import RunState
 
 
@@ -38,6 +40,8 @@ class FitOptions:
     dropout: float = 0.0
     input_dropout: float = 0.0
     threads: int = 0  # 0: every CPU this process may use (engines.base.usable_cpus)
+    augmentation: Augmentation = Augmentation()  # distortions of each epoch's images
+    seed: int = 0  # the run's seed, from which each epoch's distortions are drawn
 
     def step_options(self, activation: str, loss: str, layers: list[int]) -> StepOptions:
         return StepOptions(
@@ -102,12 +106,21 @@ def fit(
         model, state.optimizer, dropout, train, batch_size, threads
     )
     result = FitResult(state.snapshot(), engine=engine.name)
+    augmented = None
+    if options.augmentation:
+        augmented = AugmentedTraining(
+            engine, train, options.augmentation, options.seed, options.epochs, threads
+        )
     try:
         with interrupts.at_safe_points():
             for epoch in range(state.epoch + 1, options.epochs + 1):
                 interrupts.check()
+                waited = augmented.before(epoch) if augmented is not None else 0.0
                 state.optimizer.learning_rate = state.schedule.learning_rate(epoch)
                 record = _run_epoch(engine, state, validation, options, batch_size, epoch, progress)
+                if augmented is not None:
+                    augmented.after(record["seconds"])
+                record["seconds"] += waited  # for the epoch's images
                 watched = watched_value(record, options.monitor)
                 state.schedule.observe(epoch, watched)
                 state.epoch = epoch
@@ -126,6 +139,9 @@ def fit(
                     break
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        if augmented is not None:
+            augmented.close()
     return result
 
 

@@ -1,0 +1,255 @@
+"""Distortions of training images, new every epoch: random affine maps and elastic fields.
+
+A plain MLP learns MNIST's digits from 50,000 images; shown each one bent a little
+differently every epoch, it generalizes as if it had seen many more (Simard et al. 2003).
+
+Each output pixel p (x to the right, y down, from the image centre c) is sampled from the
+source image at
+    q = M^-1 (p - c - t) + c + d(p)
+where M = rotation @ shear @ scale and t (pixels) is the affine part, and d is the elastic
+displacement field: uniform noise in [-1, 1] per pixel and axis, smoothed by a Gaussian of
+width sigma and scaled by alpha (Simard's recipe). Sampling is bilinear; beyond the image
+the paper is blank (0). A positive rotation turns the digit counterclockwise as displayed.
+
+Shapes: images (n, h, w) uint8 in, the same out, so the compiled step still reads ink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .splits import Split
+
+AUGMENTATIONS = ("affine", "elastic")
+CHUNK_IMAGES = 256  # images distorted at a time: their float arrays stay in the CPU's cache
+STREAM = 3  # the run's fourth random stream: init, shuffle and dropout are 0, 1 and 2
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Which distortions to make and how strong; each draw is uniform in its range."""
+
+    kinds: tuple[str, ...] = ()  # a subset of AUGMENTATIONS; () makes none
+    rotation: float = 10.0  # degrees, in [-rotation, rotation]
+    scale: float = 0.1  # factor in [1 - scale, 1 + scale], the same for x and y
+    shear: float = 10.0  # degrees of horizontal shear, in [-shear, shear]
+    translate: float = 2.0  # pixels in x and in y, each in [-translate, translate]
+    alpha: float = 34.0  # elastic: the smoothed field's scale, in pixels
+    sigma: float = 4.0  # elastic: the Gaussian's width, in pixels
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+    def distort(
+        self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Images (n, h, w) uint8 -> each distorted by its own random draw, (n, h, w) uint8,
+        into `out` when given (a fresh array costs page faults worth a tenth of the work)."""
+        out = np.empty_like(images) if out is None else out
+        warper = Warper(min(len(images), CHUNK_IMAGES), *images.shape[1:])
+        for start in range(0, len(images), CHUNK_IMAGES):
+            chunk = images[start : start + CHUNK_IMAGES]
+            inverse, shift = self.draw_affine(len(chunk), rng)
+            field = None
+            if "elastic" in self.kinds:
+                field = warper.elastic_field(len(chunk), rng, self.alpha, self.sigma)
+            warper.warp(chunk, inverse, shift, field, out[start : start + len(chunk)])
+        return out
+
+    def draw_affine(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n random maps as (inverse (n, 2, 2), shift t (n, 2)) for warp(); identities
+        when "affine" is not among the kinds."""
+        if "affine" not in self.kinds:
+            return np.broadcast_to(np.eye(2), (n, 2, 2)), np.zeros((n, 2))
+        angle, shear, scale, tx, ty = rng.uniform(-1, 1, (5, n)) * np.array(
+            [[self.rotation], [self.shear], [self.scale], [self.translate], [self.translate]]
+        )
+        return affine_inverse(angle, 1 + scale, shear), np.stack([tx, ty], axis=1)
+
+
+def affine_inverse(angle: np.ndarray, scale: np.ndarray, shear: np.ndarray) -> np.ndarray:
+    """Inverses (n, 2, 2) of M = rotation(angle) @ shear(shear) @ scale(scale), angles in
+    degrees, M acting on (x, y) with y down; a positive angle turns counterclockwise."""
+    theta, phi = np.radians(angle), np.radians(shear)
+    cos, sin, tan = np.cos(theta), np.sin(theta), np.tan(phi)
+    one, zero = np.ones_like(theta), np.zeros_like(theta)
+    rotation = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)
+    shearing = np.stack([np.stack([one, tan], -1), np.stack([zero, one], -1)], -2)
+    scaling = scale[:, None, None] * np.eye(2)
+    return np.linalg.inv(rotation @ shearing @ scaling)
+
+
+def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """(size, size) float32 G with (G @ v)[i] = sum_j g(i - j) v[j]: a Gaussian blur of width
+    sigma, its kernel normalized to sum 1 and cut at 4 sigma, zeros beyond the edges (as
+    scipy.ndimage.gaussian_filter with mode="constant")."""
+    radius = int(4 * sigma + 0.5)
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    distance = np.arange(size)[:, None] - np.arange(size)[None, :]
+    inside = np.abs(distance) <= radius
+    return np.where(inside, kernel[np.clip(distance + radius, 0, 2 * radius)], 0).astype(np.float32)
+
+
+def warp(
+    images: np.ndarray,
+    inverse: np.ndarray,
+    shift: np.ndarray,
+    field: np.ndarray | None = None,
+) -> np.ndarray:
+    """Images (n, h, w) uint8 sampled bilinearly at q = inverse (p - c - shift) + c + field(p)
+    (module docstring): inverse (n, 2, 2), shift (n, 2) pixels, field (2, n, h, w) or None."""
+    out = np.empty_like(images)
+    Warper(*images.shape).warp(images, inverse, shift, field, out)
+    return out
+
+
+class Warper:
+    """warp() for up to `n` images of h x w at a time, in buffers made once: fresh arrays for
+    each chunk cost more in page faults than the arithmetic does."""
+
+    def __init__(self, n: int, h: int, w: int):
+        self.shape = (n, h, w)
+        self.centre = np.array([(w - 1) / 2, (h - 1) / 2])
+        self.grid = np.stack(  # [x - cx, y - cy, 1] of each pixel, row after row
+            [
+                np.tile(np.arange(w) - self.centre[0], h),
+                np.repeat(np.arange(h) - self.centre[1], w),
+                np.ones(h * w),
+            ]
+        ).astype(np.float32)
+        self.q = np.empty((2, n, h, w), np.float32)
+        self.whole = np.empty((2, n, h, w), np.int32)
+        # one blank pixel before the image and two after, in each axis (see warp_into)
+        self.padded = np.zeros((n, h + 3, w + 3), np.uint8)
+        self.packed = np.zeros((n, h + 3, w + 3, 4), np.uint8)
+        self.neighbours = np.empty((n, h, w), np.uint32)
+        self.corners = np.empty((n, h, w, 4), np.float32)
+        self.field = np.empty(h * 2 * n * w, np.float32)  # (h, 2, m, w) for m images
+        self.smoothing = np.empty(h * 2 * n * w, np.float32)
+        self.gaussians = (None, None, None)  # (sigma, along y (h, h), along x (w, w))
+        self.first_pixels = np.arange(n, dtype=np.int32)[:, None, None] * self.padded[0].size
+
+    def elastic_field(
+        self, m: int, rng: np.random.Generator, alpha: float, sigma: float
+    ) -> np.ndarray:
+        """Displacement fields of m images, x and y: alpha * G_sigma * noise, the noise
+        uniform in [-1, 1] per pixel, drawn as bytes (256 levels: smoothing averages dozens
+        of them, and bytes come several times faster than floats). Laid out (h, 2, m, w)
+        rather than (2, m, h, w), so that each smoothing is one matrix product."""
+        n, h, w = self.shape
+        if self.gaussians[0] != sigma:
+            self.gaussians = (sigma, gaussian_matrix(h, sigma), gaussian_matrix(w, sigma))
+        _, rows, cols = self.gaussians
+        cols = alpha / 127.5 * cols
+        noise = np.frombuffer(rng.bytes(h * 2 * m * w), np.uint8).reshape(h, 2 * m * w)
+        along_y = self.smoothing[: h * 2 * m * w].reshape(h, 2 * m * w)
+        field = self.field[: h * 2 * m * w].reshape(h * 2 * m, w)
+        np.matmul(rows, noise.astype(np.float32), out=along_y)
+        np.matmul(along_y.reshape(-1, w), cols.T, out=field)
+        # the noise was bytes b, and (b - 127.5) / 127.5 is uniform in [-1, 1]
+        field = field.reshape(h, 2, m, w)
+        field -= 127.5 * (rows.sum(1)[:, None] * cols.sum(1)[None, :])[:, None, None, :]
+        return field
+
+    def warp(self, images, inverse, shift, field, out) -> None:
+        """warp() of images (m, h, w), m <= n, into out (m, h, w) uint8."""
+        m, h, w = images.shape
+        stride = w + 3
+        # q + 1, in the padded image = coefficients (m, 3) @ grid (3, h w), for x and for y
+        offset = self.centre + 1 - (inverse @ shift[:, :, None])[:, :, 0]
+        q, whole = self.q[:, :m], self.whole[:, :m]
+        for axis in range(2):
+            coefficients = np.concatenate([inverse[:, axis], offset[:, axis, None]], axis=1)
+            np.matmul(coefficients.astype(np.float32), self.grid, out=q[axis].reshape(m, -1))
+            if field is not None:  # (h, 2, m, w)
+                q[axis] += field[:, axis].transpose(1, 0, 2)
+        # clipping to [0, size + 1] sends all beyond the image to blank paper, with no test
+        np.clip(q[0], 0, w + 1, out=q[0])
+        np.clip(q[1], 0, h + 1, out=q[1])
+        np.copyto(whole, q, casting="unsafe")  # the floor, as q >= 0
+        np.subtract(q, whole, out=q, dtype=np.float32, casting="unsafe")  # the fractions
+        index = whole[1]
+        index *= stride
+        index += whole[0]
+        index += self.first_pixels[:m]
+        # each pixel's neighbours (x, y), (x+1, y), (x, y+1), (x+1, y+1) packed in 4 bytes,
+        # so that one gather fetches all four
+        padded, packed = self.padded[:m], self.packed[:m]
+        padded[:, 1 : h + 1, 1 : w + 1] = images
+        for k, (down, right) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            packed[:, :-1, :-1, k] = padded[:, down : down + h + 2, right : right + w + 2]
+        neighbours = self.neighbours[:m]
+        np.take(packed.view(np.uint32).reshape(-1), index, out=neighbours, mode="clip")
+        corners = self.corners[:m]
+        np.copyto(corners, neighbours.view(np.uint8).reshape(m, h, w, 4))
+        top, right, bottom, bottom_right = np.moveaxis(corners, 3, 0)
+        fraction_x, fraction_y = q
+        right -= top
+        right *= fraction_x
+        top += right  # along the top edge
+        bottom_right -= bottom
+        bottom_right *= fraction_x
+        bottom += bottom_right  # along the bottom edge
+        bottom -= top
+        bottom *= fraction_y
+        top += bottom  # between the edges
+        top += np.float32(0.5)  # round to nearest: bilinear values stay within 0..255
+        np.copyto(out, top, casting="unsafe")
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The distortions' Generator for `epoch` of a run seeded `seed`: drawn from the seed and
+    the epoch alone, so an epoch can be made ahead in the background, and a resumed run
+    continues the same stream with nothing saved."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM, epoch)))
+
+
+class AugmentedEpochs:
+    """A training split distorted anew for each epoch. With `background` on, each call
+    starts the next epoch's images in a thread of their own while this epoch trains (NumPy
+    releases the GIL in its loops).
+
+    Two buffers take turns: epoch e's images are written while epoch e - 1 trains on the
+    other, so a split that epoch() returned stays as it is until the epoch after next."""
+
+    def __init__(self, train: Split, augmentation: Augmentation, seed: int, last_epoch: int):
+        if train.image_shape is None or train.X.dtype != np.uint8:
+            raise ValueError("augmentation needs uint8 images with their shape")
+        self.train, self.augmentation = train, augmentation
+        self.seed, self.last_epoch = seed, last_epoch
+        self.images = train.X.reshape(len(train.X), *train.image_shape)
+        self.buffers = [np.empty_like(self.images) for _ in range(2)]
+        self.background = False
+        self.pool = None
+        self.pending = {}  # epoch -> the Future of its images
+
+    def _make(self, epoch: int) -> np.ndarray:
+        out = self.buffers[epoch % 2]
+        self.augmentation.distort(self.images, epoch_rng(self.seed, epoch), out)
+        return out
+
+    def epoch(self, epoch: int) -> Split:
+        """The split of `epoch`, its labels and normalization those of the training split."""
+        pending = self.pending.pop(epoch, None)
+        images = pending.result() if pending is not None else self._make(epoch)
+        if self.background and epoch < self.last_epoch:
+            if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # here: predict skips it
+
+                self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlpcli-augment")
+            self.pending[epoch + 1] = self.pool.submit(self._make, epoch + 1)
+        return Split(
+            images.reshape(len(images), -1),
+            self.train.y,
+            self.train.normalization,
+            self.train.image_shape,
+        )
+
+    def close(self) -> None:
+        """Stop making epochs (one being made runs to its end in the background)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
