@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
-from .data import IMAGE_SHAPE, NUM_CLASSES, Split, load_mnist, make_splits, normalize
+from .data import IMAGE_SHAPE, NUM_CLASSES, Split, make_splits, normalize
 from .data.augment import AUGMENTATIONS, Augmentation
+from .data.datasets import Dataset, check_test_labels, class_count, load_dataset, resolve
 from .engines import ENGINE_CHOICES
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError
 from .io.checkpoint import Checkpoint
 from .io.image import PreparedImage, prepare_image
 from .nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
@@ -39,9 +40,13 @@ if TYPE_CHECKING:  # the engines and the loop load when training starts, not for
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
 
+DEFAULT_HIDDEN = 256  # the default network: pixels, 256 ReLU units, classes
+
+
 @dataclass
 class TrainConfig:
-    layers: list[int] = field(default_factory=lambda: [784, 256, 10])
+    dataset: str = "mnist"  # a name of data.datasets.DATASET_NAMES or a folder of IDX files
+    layers: list[int] | None = None  # None: [pixels, DEFAULT_HIDDEN, classes] of the dataset
     activation: str = "relu"
     init: str | None = None  # None: he-normal for the ReLU family, glorot-uniform otherwise
     init_scale: float = DEFAULT_INIT_SCALE  # std of the `normal` init
@@ -86,14 +91,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first option that is out of range."""
-        if len(self.layers) < 2 or any(int(s) != s or s < 1 for s in self.layers):
+        try:
+            resolve(self.dataset)
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
+        if self.layers is not None and (
+            len(self.layers) < 2 or any(int(s) != s or s < 1 for s in self.layers)
+        ):
             raise ConfigError(f"layers {self.layers} must be two or more positive sizes")
-        if self.layers[0] != INPUT_SIZE or self.layers[-1] != NUM_CLASSES:
-            raise ConfigError(
-                f"layers must start with {INPUT_SIZE} (28x28 pixels) and end with "
-                f"{NUM_CLASSES} (digits), got {','.join(map(str, self.layers))}; "
-                f"for example --layers {INPUT_SIZE},64,{NUM_CLASSES}"
-            )
         choices = (
             ("activation", ACTIVATIONS),
             ("loss", LOSSES),
@@ -138,7 +143,23 @@ class TrainConfig:
         return self.init or default_init(self.activation)
 
     def step_options(self) -> StepOptions:
-        return self.fit_options().step_options(self.activation, self.loss, self.layers)
+        layers = self.layers or [INPUT_SIZE, DEFAULT_HIDDEN, NUM_CLASSES]  # sizes to come
+        return self.fit_options().step_options(self.activation, self.loss, layers)
+
+    def fit_data(self, image_shape: tuple[int, int], classes: int, dataset: str) -> None:
+        """Set layers for images of `image_shape` and `classes` classes: the default network
+        when none were given; ConfigError saying what fits when the given ones do not."""
+        pixels = image_shape[0] * image_shape[1]
+        if self.layers is None:
+            self.layers = [pixels, DEFAULT_HIDDEN, classes]
+        elif self.layers[0] != pixels or self.layers[-1] != classes:
+            hidden = ",".join(map(str, self.layers[1:-1])) or str(DEFAULT_HIDDEN)
+            raise ConfigError(
+                f"--layers {','.join(map(str, self.layers))} does not fit {dataset}: its "
+                f"images have {pixels} pixels ({image_shape[0]}x{image_shape[1]}) and it has "
+                f"{classes} classes, so the layers must start with {pixels} and end with "
+                f"{classes}, e.g. --layers {pixels},{hidden},{classes} (or leave --layers out)"
+            )
 
     def fit_options(self) -> FitOptions:
         from .training import FitOptions
@@ -338,17 +359,21 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     resume: Checkpoint | None = None,
 ) -> TrainResult:
-    """Load MNIST, train an MLP by `config`, and measure the best epoch on every split.
-    With `resume` (a checkpoint that resume_config() accepted with this config), the run it
-    saved goes on from its last completed epoch to config.epochs."""
+    """Load config's dataset, train an MLP by `config` (its layers set to fit the data when
+    not given), and measure the best epoch on every split. With `resume` (a checkpoint that
+    resume_config() accepted with this config), the run it saved goes on from its last
+    completed epoch to config.epochs."""
     from .training import fit
 
     config.validate()
-    mnist = load_mnist(data_dir, mirrors, progress=progress)
-    splits, (mean, std) = make_splits(mnist, config.validation_size, config.seed)
-    del mnist  # the splits hold copies; the raw arrays would only add to peak memory
+    dataset, arrays = load_data(config.dataset, data_dir, mirrors, progress)
+    classes = class_count(dataset, arrays)
+    config.fit_data(arrays["train-images"].shape[1:], classes, config.dataset)
+    config.validate()  # the engine again, for the layers now known
+    splits, (mean, std) = make_splits(arrays, config.validation_size, config.seed)
+    del arrays  # the splits hold copies; the raw arrays would only add to peak memory
     if resume is not None and not np.allclose((mean, std), resume.normalization, rtol=1e-9, atol=0):
-        raise ConfigError(
+        raise DataError(
             "the training data no longer matches the run being resumed (its pixel statistics "
             "differ); resume with the data it was trained on, or start a new run"
         )
@@ -367,8 +392,12 @@ def train(
     meta = {
         "init": config.resolved_init,
         "normalization": {"mean": mean, "std": std},
-        "dataset": "mnist",
-        "classes": list(range(NUM_CLASSES)),
+        "dataset": dataset.name,
+        **({"dataset_sha256": dataset.sha256} if dataset.folder else {}),
+        "image_shape": list(splits["train"].image_shape),
+        "classes": list(range(classes)),
+        "class_names": dataset.names(classes),
+        "preparation": dataset.preparation,
         "options": {**asdict(config), "init": config.resolved_init},
         "history": result.history,
         "best_epoch": result.best_epoch,
@@ -386,12 +415,28 @@ def train(
     )
 
 
+def load_data(
+    spec: str,
+    data_dir: str | Path | None = None,
+    mirrors: list[str] | None = None,
+    progress: bool = False,
+    parts: tuple[str, ...] = ("train", "test"),
+) -> tuple[Dataset, dict[str, np.ndarray]]:
+    """The dataset `spec` names (data.datasets.resolve) and its arrays of `parts`, checked:
+    DataError naming the file when they do not make a dataset."""
+    dataset = resolve(spec)
+    arrays = load_dataset(dataset, data_dir, mirrors, progress, parts)
+    if "train" in parts:
+        check_test_labels(dataset, arrays, class_count(dataset, arrays))
+    return dataset, arrays
+
+
 def did_not_learn(config: TrainConfig, meta: dict) -> str | None:
     """Why a finished run looks like it learned nothing, with the option to change, or None.
     Near chance: validation accuracy (training accuracy without validation data) below 1.5
     times what guessing gives."""
     accuracy = meta.get("validation_accuracy", meta.get("train_accuracy"))
-    chance = 1 / config.layers[-1]
+    chance = 1 / len(meta.get("classes", range(10)))
     if accuracy is None or accuracy >= 1.5 * chance:
         return None
     if config.batch_size == 1 and config.lr > 0.01:
@@ -418,15 +463,15 @@ def augment_preview(
 ) -> np.ndarray:
     """The first `images` training images of config's split, each beside `variants`
     distortions by config's augmentation, drawn from its seed as training draws them (the
-    same distribution, not the very draws of an epoch): (images, 1 + variants, 28, 28) uint8."""
+    same distribution, not the very draws of an epoch): (images, 1 + variants, h, w) uint8."""
     from .data.augment import epoch_rng
 
     config.validate()
     augmentation = config.augmentation()
     if not augmentation:
         raise ConfigError("no distortion chosen; give --augment affine, elastic or both")
-    mnist = load_mnist(data_dir, mirrors, progress=progress)
-    splits, _ = make_splits(mnist, config.validation_size, config.seed)
+    _, arrays = load_data(config.dataset, data_dir, mirrors, progress)
+    splits, _ = make_splits(arrays, config.validation_size, config.seed)
     train = splits["train"]
     originals = train.X[:images].reshape(-1, *train.image_shape)
     repeated = np.repeat(originals, variants, axis=0)
@@ -444,23 +489,28 @@ def evaluate(
     data_dir: str | Path | None = None,
     mirrors: list[str] | None = None,
     progress: bool = False,
+    dataset: str | None = None,
 ) -> dict:
-    """Accuracy, loss, confusion matrix and per-class figures of a checkpoint on one split,
-    rebuilt exactly as training made it (same seed, same validation size, same normalization)."""
-    if checkpoint.model.layers[0] != INPUT_SIZE or checkpoint.model.layers[-1] != NUM_CLASSES:
-        raise CheckpointError(
-            f"this checkpoint's layers {checkpoint.model.layers} do not fit MNIST "
-            f"({INPUT_SIZE} inputs, {NUM_CLASSES} classes)"
-        )
+    """Accuracy, loss, confusion matrix and per-class figures of a checkpoint on one split of
+    the dataset it was trained on, rebuilt exactly as training made it (same seed, same
+    validation size, same normalization), or of `dataset`, when its images and classes fit
+    the network."""
     options = checkpoint.meta.get("options", {})
-    if split == "test":  # needs neither the training files nor the seed's split of them
-        test = load_mnist(data_dir, mirrors, progress=progress, parts=("test",))
-        images, labels = test["test-images"], test["test-labels"].astype(np.int64)
-        chosen = Split(images.reshape(len(images), -1), labels, checkpoint.normalization)
+    spec = dataset or checkpoint.dataset
+    parts = ("test",) if split == "test" else ("train", "test")  # test: a sixth of the bytes
+    named = resolve(spec)
+    if named.image_shape is not None:  # refused before a download that could not help
+        _check_shape(checkpoint, named.image_shape, spec)
+        _check_classes(checkpoint, named.names(checkpoint.model.layers[-1]), spec)
+    data, arrays = load_data(spec, data_dir, mirrors, progress, parts)
+    _check_fits(checkpoint, data, arrays, spec, given=dataset is not None)
+    if split == "test":
+        images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
+        rows = images.reshape(len(images), -1)
+        chosen = Split(rows, labels, checkpoint.normalization, images.shape[1:])
     else:
-        mnist = load_mnist(data_dir, mirrors, progress=progress)
         splits, _ = make_splits(
-            mnist,
+            arrays,
             int(options.get("validation_size", 0)),
             int(options.get("seed", 0)),
             checkpoint.normalization,
@@ -475,7 +525,48 @@ def evaluate(
         figures = evaluate_split(checkpoint.model, chosen)
     if not math.isfinite(figures["loss"]):
         raise CheckpointError(_OVERFLOW)
-    return {"split": split, **figures}
+    return {"split": split, "dataset": data.name, **figures}
+
+
+def _check_shape(checkpoint: Checkpoint, shape: tuple[int, ...], spec: str) -> None:
+    if tuple(shape) != checkpoint.image_shape:
+        raise ConfigError(
+            f"this checkpoint's layers {checkpoint.model.layers} do not fit {spec}: its "
+            f"images are {shape[0]}x{shape[1]} pixels, the network takes "
+            f"{checkpoint.image_shape[0]}x{checkpoint.image_shape[1]}; evaluate it on the "
+            "data it was trained on"
+        )
+
+
+def _check_classes(checkpoint: Checkpoint, names: list[str], spec: str) -> None:
+    if names != checkpoint.class_names:
+        raise ConfigError(
+            f"{spec}'s classes ({', '.join(names[:4])}, ...) are not this checkpoint's "
+            f"({', '.join(checkpoint.class_names[:4])}, ...); evaluate it on the data it was "
+            "trained on"
+        )
+
+
+def _check_fits(checkpoint: Checkpoint, data: Dataset, arrays: dict, spec: str, given: bool):
+    """ConfigError when the network cannot take `data`'s images or classes, or when the
+    folder it was trained on has other files now (unless another dataset was asked for)."""
+    _check_shape(checkpoint, next(a.shape[1:] for k, a in arrays.items() if "images" in k), spec)
+    classes = checkpoint.model.layers[-1]
+    labels = [a for k, a in arrays.items() if k.endswith("labels") and len(a)]
+    if any(a.max() >= classes for a in labels):
+        raise ConfigError(
+            f"{spec} has labels up to {max(a.max() for a in labels)}, beyond this "
+            f"checkpoint's {classes} classes; evaluate it on the data it was trained on"
+        )
+    _check_classes(checkpoint, data.names(classes), spec)
+    recorded = checkpoint.meta.get("dataset_sha256", {})
+    changed = [k for k, digest in data.sha256.items() if recorded.get(k, digest) != digest]
+    if changed and not given:
+        raise ConfigError(
+            f"{data.files[changed[0]][0]} in {spec} changed since this checkpoint was trained "
+            f"(its SHA-256 differs); to measure on the files as they are now, give "
+            f"--dataset {spec}"
+        )
 
 
 _OVERFLOW = (
@@ -487,33 +578,32 @@ _OVERFLOW = (
 @dataclass
 class Prediction:
     file: str
-    prediction: int
+    prediction: int  # the class's index
     probabilities: list[float]
     image: PreparedImage
+    label: str = ""  # the class's name: the digit, or "Ankle boot"
 
 
 def predict_images(checkpoint: Checkpoint, paths: list[str | Path]) -> list[Prediction]:
-    """Prepare each image like MNIST, normalize it as in training, and classify it."""
-    if checkpoint.model.layers[0] != INPUT_SIZE:
-        raise CheckpointError(
-            f"this checkpoint expects {checkpoint.model.layers[0]} inputs, "
-            f"not the {INPUT_SIZE} pixels of a 28x28 image"
-        )
-    images = [prepare_image(path) for path in paths]
+    """Prepare each image as the checkpoint's dataset was made (io/image.py: a digit like
+    MNIST's, an object like Fashion-MNIST's), normalize it as in training, and classify it."""
+    shape, how = checkpoint.image_shape, checkpoint.preparation
+    images = [prepare_image(path, how, shape) for path in paths]
     pixels = np.stack([image.pixels for image in images]) * 255
     mean, std = checkpoint.normalization
     with np.errstate(over="ignore", invalid="ignore"):  # refused just below
         probabilities = checkpoint.model.predict_proba(normalize(pixels, mean, std))
     if not np.isfinite(probabilities).all():
         raise CheckpointError(_OVERFLOW)
+    names = checkpoint.class_names
     return [
-        Prediction(str(path), int(p.argmax()), p.astype(float).tolist(), image)
+        Prediction(str(path), int(p.argmax()), p.astype(float).tolist(), image, names[p.argmax()])
         for path, p, image in zip(paths, probabilities, images, strict=True)
     ]
 
 
 def predict_array(checkpoint: Checkpoint, images: np.ndarray) -> np.ndarray:
-    """MNIST-like images (n, 28, 28) with pixel values 0..255 -> probabilities (n, 10)."""
+    """Images (n, h, w) like the dataset's, pixel values 0..255 -> probabilities (n, k)."""
     mean, std = checkpoint.normalization
     with np.errstate(over="ignore", invalid="ignore"):  # refused just below
         probabilities = checkpoint.model.predict_proba(normalize(np.asarray(images), mean, std))

@@ -245,8 +245,9 @@ mirror_option = click.option(
     "mirrors",
     multiple=True,
     metavar="URL",
-    help="Base URL to download the MNIST files from, instead of the public mirrors; "
-    "repeat for fallbacks. [default: $MLP_MNIST_MIRROR, else the public mirrors]",
+    help="Base URL to download the dataset's files from, instead of its public mirrors; "
+    "repeat for fallbacks. [default: $MLP_<DATASET>_MIRROR (MLP_MNIST_MIRROR, "
+    "MLP_FASHION_MNIST_MIRROR), else the public mirrors]",
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 
@@ -269,9 +270,18 @@ def config_option(help: str):
     "options given on the command line win."
 )
 @train_option(
+    "--dataset",
+    click.STRING,
+    "mnist, fashion-mnist, or a folder holding the four IDX files (train-images-idx3-ubyte, "
+    "train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzipped or not; "
+    "an optional classes.txt names the classes, one a line).",
+)
+@train_option(
     "--layers",
     LayersType(),
-    "Layer sizes from input to output: 784 pixels in, 10 digits out.",
+    "Layer sizes from input to output: the images' pixels in (784 for 28x28), one output "
+    "per class. [default: pixels,256,classes of the dataset]",
+    show_default=False,
 )
 @train_option("--activation", click.Choice(sorted(ACTIVATIONS)), "Activation of the hidden layers.")
 @train_option("--leaky-slope", click.FloatRange(0, 1), "Slope of leaky-relu for negative inputs.")
@@ -323,7 +333,7 @@ def config_option(help: str):
 )
 @train_option(
     "--validation-size",
-    click.IntRange(0, 59_999),
+    click.IntRange(0),
     "Training images held out (by the seeded shuffle) for early stopping.",
 )
 @train_option(
@@ -493,6 +503,8 @@ def train(
             on_epoch=report and (lambda r: report(_epoch_line(r))),
             resume=resumed,
         )
+    except ConfigError as exc:  # the layers do not fit the dataset, known once it is loaded
+        raise click.UsageError(str(exc)) from None
     except KeyboardInterrupt:  # while loading data or measuring the final figures
         _echo_err("interrupted; nothing was saved")
         sys.exit(_interrupted_exit())
@@ -535,7 +547,8 @@ def train(
 @config_option("A training config (TOML) whose distortions to show; its other keys are ignored.")
 @augment_options
 @train_option("--seed", click.IntRange(0), "Seed of the split and of the distortions.")
-@train_option("--validation-size", click.IntRange(0, 59_999), "As for mlp train.")
+@train_option("--validation-size", click.IntRange(0), "As for mlp train.")
+@train_option("--dataset", click.STRING, "As for mlp train.")
 @click.option(
     "--images", type=click.IntRange(1, 100), default=8, show_default=True, help="Rows: images."
 )
@@ -687,6 +700,12 @@ checkpoint_option = click.option(
     show_default=True,
     help="Which images to measure on; validation and train are rebuilt with the checkpoint's seed.",
 )
+@click.option(
+    "--dataset",
+    default=None,
+    help="Measure on this dataset (as mlp train takes it) instead of the one trained on; "
+    "its images and classes must fit the network.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @data_dir_option
 @mirror_option
@@ -695,13 +714,15 @@ def evaluate(
     checkpoint: Path | None,
     checkpoint_option: Path | None,
     split: str,
+    dataset: str | None,
     as_json: bool,
     data_dir,
     mirrors,
     quiet: bool,
 ):
     """Accuracy, loss, confusion matrix and per-class figures of a checkpoint, given as
-    CHECKPOINT or --checkpoint, as mlp predict takes it (default: checkpoint.npz)."""
+    CHECKPOINT or --checkpoint, as mlp predict takes it (default: checkpoint.npz), on the
+    dataset it was trained on (or --dataset)."""
     from .api import evaluate as evaluate_checkpoint
     from .io.checkpoint import load_checkpoint
 
@@ -711,27 +732,29 @@ def evaluate(
 
     loaded = load_checkpoint(checkpoint)
     report = evaluate_checkpoint(
-        loaded, split, data_dir, list(mirrors) or None, progress=_bars(quiet)
+        loaded, split, data_dir, list(mirrors) or None, _bars(quiet), dataset
     )
-    click.echo(json.dumps(report) if as_json else _report_text(checkpoint, report))
+    names = loaded.class_names
+    click.echo(json.dumps(report) if as_json else _report_text(checkpoint, report, names))
 
 
-def _report_text(checkpoint: Path, report: dict) -> str:
+def _report_text(checkpoint: Path, report: dict, names: list[str]) -> str:
     lines = [
-        f"{checkpoint} on the {report['split']} split ({report['samples']} images)",
+        f"{checkpoint} on {report['dataset']}, {report['split']} split "
+        f"({report['samples']} images)",
         f"accuracy {_pct(report['accuracy'])}   loss {report['loss']:.4f}",
         "",
-        "confusion matrix (rows: true digit, columns: predicted digit)",
+        "confusion matrix (rows: true class, columns: predicted class)",
         "      " + "".join(f"{k:>6d}" for k in range(len(report["confusion_matrix"]))),
     ]
     lines += [
         f"{k:>6d}" + "".join(f"{n:>6d}" for n in row)
         for k, row in enumerate(report["confusion_matrix"])
     ]
-    lines += ["", " digit  precision  recall      f1  support"]
+    lines += ["", " class  precision  recall      f1  support  name"]
     lines += [
         f"{c['class']:>6d}  {c['precision']:>9.4f}  {c['recall']:>6.4f}  {c['f1']:>6.4f}"
-        f"  {c['support']:>7d}"
+        f"  {c['support']:>7d}  {names[c['class']]}"
         for c in report["per_class"]
     ]
     return "\n".join(lines)
@@ -744,13 +767,15 @@ def _report_text(checkpoint: Path, report: dict) -> str:
     "--json",
     "as_json",
     is_flag=True,
-    help='One JSON object per image and line: {"file", "prediction", "probabilities"}.',
+    help='One JSON object per image and line: {"file", "prediction", "label", '
+    "\"probabilities\"}: the class's index, its name, and each class's probability.",
 )
-@click.option("--show", is_flag=True, help="Draw the 28x28 input the network saw, as text.")
+@click.option("--show", is_flag=True, help="Draw the input the network saw, as text.")
 def predict(images: tuple[Path, ...], checkpoint_option: Path | None, as_json: bool, show: bool):
-    """The digit in each image (PNG, JPEG, ... any size, dark ink on light paper or the
-    reverse), with its probability and the next two candidates. IMAGES may be files, folders
-    (their images, in name order) or quoted globs such as 'scans/*.png'."""
+    """The digit (or the class, for other datasets) in each image (PNG, JPEG, ... any size,
+    dark ink on light paper or the reverse), with its probability and the next two
+    candidates. IMAGES may be files, folders (their images, in name order) or quoted globs
+    such as 'scans/*.png'."""
     from .api import predict_images
     from .errors import ImageError
     from .io.checkpoint import load_checkpoint
@@ -766,21 +791,28 @@ def predict(images: tuple[Path, ...], checkpoint_option: Path | None, as_json: b
             failed += 1
             continue
         if not p.image.has_digit:
+            what = "digit" if loaded.preparation == "digits" else "object"
             _echo_err(
-                f"warning: {p.file} holds no digit (no ink stands out from the paper); "
+                f"warning: {p.file} holds no {what} (nothing stands out from the paper); "
                 "the guess below means nothing"
             )
         if as_json:
             click.echo(
                 json.dumps(
-                    {"file": p.file, "prediction": p.prediction, "probabilities": p.probabilities}
+                    {
+                        "file": p.file,
+                        "prediction": p.prediction,
+                        "label": p.label,
+                        "probabilities": p.probabilities,
+                    }
                 )
             )
         else:
             ranked = sorted(range(len(p.probabilities)), key=lambda k: -p.probabilities[k])
-            others = ", ".join(f"{k} ({_pct(p.probabilities[k])})" for k in ranked[1:3])
+            names = loaded.class_names
+            others = ", ".join(f"{names[k]} ({_pct(p.probabilities[k])})" for k in ranked[1:3])
             click.echo(
-                f"{p.file}: {p.prediction} ({_pct(p.probabilities[p.prediction])}); next {others}"
+                f"{p.file}: {p.label} ({_pct(p.probabilities[p.prediction])}); next {others}"
             )
         if show:
             click.echo(render_text(p.image.pixels))

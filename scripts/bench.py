@@ -203,7 +203,9 @@ def _time_sklearn(layers, batch_size, learning_rate, optimizer, data_dir) -> flo
     return (time.perf_counter() - started) / EPOCHS
 
 
-def worker(framework: str, config: str, data_dir: str) -> float:
+def worker(framework: str, config: str, data_dir: str) -> float | None:
+    if framework == "time to target":
+        return _time_to_target(data_dir)
     layers, batch_size, learning_rate, optimizer = CONFIGS[config]
     if framework.startswith("mlpcli"):
         engine = framework.split()[-1] if "--engine" in framework else "auto"
@@ -285,6 +287,72 @@ def bench_training(data_dir: str, repeats: int) -> list[str]:
     return lines
 
 
+RECIPE = Path(__file__).parent.parent / "configs" / "fast99.toml"
+TARGET = 0.99
+
+
+def _time_to_target(data_dir: str) -> float | None:
+    """Seconds of training (the epochs' own, as `mlp train` reports them: each epoch's
+    distortions and validation included) until the fast99 recipe first reaches TARGET test
+    accuracy, measured after each epoch outside the timed part; None if it never does."""
+    from mlpcli.api import TrainConfig, start_run
+    from mlpcli.data import load_mnist, make_splits
+    from mlpcli.report.metrics import evaluate_split
+    from mlpcli.training import fit
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    with open(RECIPE, "rb") as file:
+        config = TrainConfig(**{k.replace("-", "_"): v for k, v in tomllib.load(file).items()})
+    splits, _ = make_splits(load_mnist(data_dir), config.validation_size, config.seed)
+    state, trained, reached = start_run(config), [0.0], []
+
+    def on_epoch(record: dict) -> None:
+        trained[0] += record["seconds"]
+        if not reached and evaluate_split(state.model, splits["test"])["accuracy"] >= TARGET:
+            reached.append(trained[0])
+            raise KeyboardInterrupt  # fit() stops as on Ctrl-C
+
+    fit(state, splits["train"], splits["validation"], config.fit_options(), False, on_epoch)
+    return reached[0] if reached else None
+
+
+def _torch_time_to_target(data_dir: str) -> float | None:
+    script = Path(__file__).with_name("torch_recipe.py")
+    command = [sys.executable, str(script), str(RECIPE), "--data-dir", data_dir]
+    out = subprocess.run(
+        [*command, "--stop-at-target", "--target", str(TARGET)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out.splitlines()[-1])["reached"]
+
+
+def bench_time_to_target(data_dir: str, repeats: int) -> list[str]:
+    """The fast99 recipe in mlpcli and in PyTorch (scripts/torch_recipe.py), in turns."""
+    ours, theirs = [], []
+    for repeat in range(repeats):
+        ours.append(_run_worker("time to target", "mlpcli", data_dir))
+        print(f"  {repeat + 1}: mlpcli reached {TARGET:.1%} in {ours[-1]} s", file=sys.stderr)
+        if _installed("torch"):
+            theirs.append(_torch_time_to_target(data_dir))
+            print(f"  {repeat + 1}: PyTorch in {theirs[-1]} s", file=sys.stderr)
+    lines = [f"| time to {TARGET:.1%} test, {RECIPE.name} | mlpcli | PyTorch (2 threads) |"]
+    lines.append("|---|---|---|")
+    cells = [_median_text(ours, " s") if None not in ours else f"not reached: {ours}"]
+    if not theirs:
+        cells.append("not installed")
+    elif None in theirs or None in ours:
+        cells.append(f"{theirs}")
+    else:
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        cells.append(f"{_median_text(theirs, ' s')}, {ratio:.2f}x ours")
+    return lines + ["| seconds of training | " + " | ".join(cells) + " |"]
+
+
 def _digit_png(data_dir: str, path: Path) -> None:
     """A test-set digit as dark ink on white paper, three times MNIST's size."""
     from PIL import Image
@@ -358,7 +426,9 @@ def main() -> None:
         help="folder with the MNIST files (default: the tool's cache, downloading what it lacks)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
-    parser.add_argument("--only", choices=["training", "processes"], help="run one part")
+    parser.add_argument(
+        "--only", choices=["training", "processes", "time-to-99"], help="run one part"
+    )
     parser.add_argument(
         "--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", help="these configs alone"
     )
@@ -379,10 +449,12 @@ def main() -> None:
     if args.configs:
         for name in set(CONFIGS) - set(args.configs):
             del CONFIGS[name]
-    if args.only != "processes":
+    if args.only in (None, "training"):
         print("\n".join(bench_training(args.data_dir, args.repeats)) + "\n")
-    if args.only != "training":
-        print("\n".join(bench_processes(args.data_dir, args.repeats)))
+    if args.only in (None, "processes"):
+        print("\n".join(bench_processes(args.data_dir, args.repeats)) + "\n")
+    if args.only in (None, "time-to-99"):
+        print("\n".join(bench_time_to_target(args.data_dir, args.repeats)))
 
 
 if __name__ == "__main__":

@@ -288,7 +288,7 @@ def test_evaluate_refuses_a_checkpoint_that_does_not_fit_mnist(tmp_path, monkeyp
     monkeypatch.setenv("MLP_DATA_DIR", str(tmp_path / "never-created"))
     monkeypatch.setenv("MLP_MNIST_MIRROR", "http://127.0.0.1:9/")
     result = run("evaluate", tmp_path / "m.npz", "-q")
-    assert result.exit_code == 1 and "do not fit MNIST" in result.stderr
+    assert result.exit_code == 1 and "do not fit mnist" in result.stderr
     assert not (tmp_path / "never-created").exists()  # refused before any data was loaded
 
 

@@ -138,10 +138,11 @@ def test_corrupt_cached_file_is_fetched_again(tiny_mnist, tmp_path, serve):
     cache = tmp_path / "cache"
     data.load_mnist(cache, [server.url], progress=False)
     name = data.MNIST_FILES["test-labels"][0]
-    (cache / f"{name}.gz").write_bytes(b"\x1f\x8b garbage")
+    (cache / "mnist" / f"{name}.gz").write_bytes(b"\x1f\x8b garbage")
     mnist = data.load_mnist(cache, [server.url], progress=False)
     assert server.requests[-1] == f"/{name}.gz" and len(server.requests) == 5
-    assert (cache / f"{name}.gz").read_bytes() == (tiny_mnist / f"{name}.gz").read_bytes()
+    cached = (cache / "mnist" / f"{name}.gz").read_bytes()
+    assert cached == (tiny_mnist / f"{name}.gz").read_bytes()
     assert mnist["test-labels"].shape == (200,)
 
 

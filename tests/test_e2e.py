@@ -39,7 +39,7 @@ def test_train_evaluate_predict_on_real_mnist(real_mnist, serve, tmp_path, monke
     trained = runner.invoke(cli, ["train", "--epochs", "2", "--layers", "784,64,10"])
     assert trained.exit_code == 0, trained.output
     served = sorted(p.name for p in real_mnist.glob("*.gz"))
-    assert sorted(p.name for p in cache.iterdir()) == served
+    assert sorted(p.name for p in (cache / "mnist").iterdir()) == served  # its own folder
     assert len(server.requests) == 4
     meta = load_checkpoint(tmp_path / "checkpoint.npz").meta
     assert meta["test_accuracy"] > 0.94 and len(meta["history"]) == 2

@@ -17,7 +17,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mlpcli.data.fetch import _decompress  # noqa: E402
+from mlpcli.data.fetch import decompress  # noqa: E402
 from mlpcli.data.mnist import parse_idx  # noqa: E402
 from mlpcli.errors import MlpError  # noqa: E402
 from mlpcli.io.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -58,7 +58,7 @@ def _idx_seed() -> bytes:
 )
 def test_idx_parser_returns_an_array_or_a_data_error(raw):
     try:
-        raw = _decompress(raw, "fuzz")
+        raw = decompress(raw, "fuzz")
         array = parse_idx(raw, "fuzz")
     except MlpError:
         return

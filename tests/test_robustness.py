@@ -73,7 +73,7 @@ def test_corrupt_gzip_from_the_server_moves_on_and_leaves_nothing(tmp_path, serv
 def test_gzip_claiming_an_enormous_size_is_refused_before_allocating(tmp_path, serve):
     lying = gzip.compress(CONTENT)[:-4] + (1 << 31).to_bytes(4, "little")
     server, sha, cache = _served(tmp_path, serve, lying)
-    with pytest.raises(DownloadError, match="more than any MNIST file"):
+    with pytest.raises(DownloadError, match="more than 64 MiB"):
         data.download("f", sha, [server.url], cache, **FAST)
     assert list(cache.iterdir()) == []
 

@@ -60,17 +60,18 @@ def default_mirrors() -> list[str]:
     return os.environ.get(MIRROR_ENV, "").split() or list(DEFAULT_MIRRORS)
 
 
-def _decompress(data: bytes, source: str) -> bytes | bytearray:
+def decompress(data: bytes, source: str, limit: int = MAX_IDX_BYTES) -> bytes | bytearray:
     """The decompressed bytes of gzip `data` (other data is returned as it is), written into
     one buffer of the size the gzip trailer states: gzip.decompress would briefly hold the
-    output twice, 47 MB more at the peak for the training images."""
+    output twice, 47 MB more at the peak for the training images. Over `limit` bytes is
+    refused before anything is decompressed."""
     if not data.startswith(GZIP_MAGIC):
         return data
     size = int.from_bytes(data[-4:], "little")  # ISIZE: the decompressed length, mod 2**32
-    if size > MAX_IDX_BYTES:
+    if size > limit:
         raise DataError(
-            f"{source} claims to decompress to {size} bytes, more than any MNIST file; "
-            "it is not an MNIST file"
+            f"{source} claims to decompress to {size} bytes, more than {limit >> 20} MiB; "
+            "it is not a dataset file this tool reads"
         )
     out = bytearray(size)
     try:
@@ -97,7 +98,7 @@ def read_cached(data_dir: Path, name: str, sha256: str) -> bytes | None:
     for path in (data_dir / name, data_dir / f"{name}.gz"):
         if path.is_file():
             try:
-                return _verified(_decompress(path.read_bytes(), str(path)), sha256, str(path))
+                return _verified(decompress(path.read_bytes(), str(path)), sha256, str(path))
             except (DataError, OSError):
                 continue  # a corrupt cached file is never used: it is fetched again
     return None
@@ -181,6 +182,7 @@ def download(
     attempts: int = 3,
     backoff: float = 1.0,
     progress: bool = True,
+    mirror_env: str = MIRROR_ENV,
 ) -> bytes:
     """Fetch `name`.gz from the first mirror that delivers it intact; return its IDX bytes.
 
@@ -229,8 +231,8 @@ def download(
     raise DownloadError(
         f"could not download {name}.gz; "
         + "; ".join(failures)
-        + f". Check your connection, set --mirror or {MIRROR_ENV} to a server that has the "
-        f"MNIST files, or copy them into the data folder {data_dir}"
+        + f". Check your connection, set --mirror or {mirror_env} to a server that has the "
+        f"files, or copy them into the data folder {data_dir}"
     )
 
 
@@ -262,7 +264,7 @@ def _fetch_verified(
         with atomic_write(data_dir / f"{name}.gz") as out:
             _stream_to(url, out.file, timeout, progress, deadline)
             out.file.seek(0)
-            return _verified(_decompress(out.file.read(), "the download"), sha256, "the download")
+            return _verified(decompress(out.file.read(), "the download"), sha256, "the download")
     except requests.RequestException:
         raise  # requests' errors are OSErrors too, but they are the network's fault
     except OSError as exc:

@@ -49,6 +49,29 @@ class Checkpoint:
     def normalization(self) -> tuple[float, float]:
         return self.meta["normalization"]["mean"], self.meta["normalization"]["std"]
 
+    @property
+    def dataset(self) -> str:
+        """The name of the dataset trained on, or its folder's path (MNIST before 0.3)."""
+        return self.meta.get("dataset", "mnist")
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(h, w) of the images the network takes: 28x28 for 784 inputs before shapes were
+        recorded, else one row of pixels."""
+        inputs = self.model.layers[0]
+        return tuple(self.meta.get("image_shape", (28, 28) if inputs == 784 else (1, inputs)))
+
+    @property
+    def class_names(self) -> list[str]:
+        """A name for each output: the dataset's, or "0", "1", ... where it has none."""
+        names = self.meta.get("class_names") or []
+        return names + [str(k) for k in range(len(names), self.model.layers[-1])]
+
+    @property
+    def preparation(self) -> str:
+        """How predict prepares an image for this network (data.datasets.PREPARATIONS)."""
+        return self.meta.get("preparation", "digits")
+
 
 def save_checkpoint(
     path: str | Path,
@@ -162,16 +185,35 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
     options = meta.get("options", {})
     if not isinstance(options, dict):
         raise _bad(path, "'options' must be an object")
-    for name, most in (("seed", None), ("validation_size", 59_999)):
+    for name in ("seed", "validation_size"):
         value = options.get(name, 0)
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or value < 0
-            or (most is not None and value > most)
-        ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _bad(path, f"options.{name} must be a whole number from 0, not {value!r}")
+    _check_dataset(path, meta, layers)
     return layers
+
+
+def _check_dataset(path: Path, meta: dict, layers: list[int]) -> None:
+    """What predict and evaluate read of the data trained on must fit the network."""
+    from ..data.datasets import PREPARATIONS
+
+    if not isinstance(meta.get("dataset", "mnist"), str):
+        raise _bad(path, "'dataset' must be a name or a folder's path")
+    shape = meta.get("image_shape", [28, 28] if layers[0] == 784 else [1, layers[0]])
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
+        or shape[0] * shape[1] != layers[0]
+    ):
+        raise _bad(path, f"'image_shape' {shape!r} is not (h, w) of the {layers[0]} inputs")
+    names = meta.get("class_names", [])
+    if not isinstance(names, list) or len(names) > layers[-1]:
+        raise _bad(path, f"'class_names' must be a list of at most {layers[-1]} names")
+    if not all(isinstance(name, str) and len(name) <= 200 for name in names):
+        raise _bad(path, "'class_names' must be short strings")
+    if meta.get("preparation", "digits") not in PREPARATIONS:
+        raise _bad(path, f"unknown 'preparation' {meta.get('preparation')!r}")
 
 
 def _is_number(value) -> bool:

@@ -1,9 +1,10 @@
-"""Any image a person gives -> a 28x28 input like the ones MNIST was made of.
+"""Any image a person gives -> an input like the ones the network's dataset was made of.
 
 MNIST digits are white ink on black, scaled so the longer side of the ink is 20 px (keeping the
 aspect ratio, anti-aliased) and placed in a 28x28 field with the centre of mass at the centre.
-`prepare_image` repeats those steps on a photo, a scan or a drawing, so that the network sees
-what it saw in training.
+Fashion-MNIST's products were trimmed, scaled so that the longer side fills the 28x28 image,
+centred, and negated (bright on black). `prepare_image` repeats the steps of the network's
+dataset on a photo, a scan or a drawing, so that the network sees what it saw in training.
 """
 
 from __future__ import annotations
@@ -220,24 +221,51 @@ def _center_by_mass(digit: np.ndarray) -> np.ndarray:
     return field
 
 
-def prepare_array(gray: np.ndarray) -> PreparedImage:
-    """(h, w) grayscale in [0, 1] -> the 28x28 MNIST-like input and whether it holds ink."""
+def prepare_array(
+    gray: np.ndarray, how: str = "digits", shape: tuple[int, int] = (FIELD, FIELD)
+) -> PreparedImage:
+    """(h, w) grayscale in [0, 1] -> the network's input image of `shape` and whether it
+    holds ink: prepared as MNIST's digits were made (how "digits", 28x28 only), or as
+    Fashion-MNIST's objects were ("objects", any shape: _fit_object)."""
     ink = _ink_bright(gray.astype(np.float32))
     if not ink.any():
-        return PreparedImage(np.zeros((FIELD, FIELD), dtype=np.float32), has_digit=False)
+        return PreparedImage(np.zeros(shape, dtype=np.float32), has_digit=False)
+    if how == "objects":
+        return PreparedImage(_fit_object(ink, shape), has_digit=True)
     return PreparedImage(_center_by_mass(_scale_to_box(ink)), has_digit=True)
 
 
-def prepare_image(path: str | Path) -> PreparedImage:
-    """Image file -> the 28x28 MNIST-like input (see the module docstring)."""
-    return prepare_array(read_grayscale(path))
+def _fit_object(ink: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """As Fashion-MNIST was made from product photos: trimmed to the object, scaled
+    (anti-aliased) so that it fills `shape` along its longer side, and centred."""
+    from PIL import Image
+
+    rows, cols = np.nonzero(ink)
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    scale = min(shape[0] / crop.shape[0], shape[1] / crop.shape[1])
+    height = min(shape[0], max(1, round(crop.shape[0] * scale)))
+    width = min(shape[1], max(1, round(crop.shape[1] * scale)))
+    resized = Image.fromarray(crop.astype(np.float32)).resize(
+        (width, height), Image.Resampling.LANCZOS, reducing_gap=3.0
+    )
+    out = np.zeros(shape, dtype=np.float32)
+    top, left = (shape[0] - height) // 2, (shape[1] - width) // 2
+    out[top : top + height, left : left + width] = np.clip(np.asarray(resized), 0, 1)
+    return out
+
+
+def prepare_image(
+    path: str | Path, how: str = "digits", shape: tuple[int, int] = (FIELD, FIELD)
+) -> PreparedImage:
+    """Image file -> the network's input (prepare_array)."""
+    return prepare_array(read_grayscale(path), how, shape)
 
 
 SHADES = " .:-=+*#%@"
 
 
 def render_text(pixels: np.ndarray) -> str:
-    """(28, 28) values in [0, 1] as 28 lines of text, two characters per pixel."""
+    """(h, w) values in [0, 1] as h lines of text, two characters per pixel."""
     levels = np.clip((pixels * len(SHADES)).astype(int), 0, len(SHADES) - 1)
     return "\n".join("".join(SHADES[v] * 2 for v in row) for row in levels)
 
