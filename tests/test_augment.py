@@ -82,18 +82,26 @@ def test_the_gaussian_matrix_blurs_as_scipy_does():
         np.testing.assert_allclose(gaussian_matrix(28, sigma) @ signal, expected, atol=1e-5)
 
 
-def test_elastic_fields_are_smooth_and_as_strong_as_alpha_says():
-    images, _ = synthetic_digits(512, np.random.default_rng(0))
+def test_elastic_fields_have_the_covariance_of_simards_smoothed_noise():
+    """Simard's field is alpha G N G^T with N uniform in [-1, 1]: each pixel's variance is
+    alpha^2 / 3 (G G^T)_yy (G G^T)_xx, and neighbours move together."""
     from mlpcli.data.augment import Warper
 
-    warper = Warper(512, 28, 28)
-    weak = warper.elastic_field(512, np.random.default_rng(2), 8.0, 4.0).copy()
-    strong = warper.elastic_field(512, np.random.default_rng(2), 16.0, 4.0)
-    np.testing.assert_allclose(strong, 2 * weak, rtol=1e-4, atol=1e-4)  # linear in alpha
-    assert abs(weak.mean()) < 0.02  # noise centred on 0
-    # neighbouring pixels move together: smoothed by a Gaussian 4 pixels wide
-    step = np.abs(np.diff(weak, axis=-1)).mean()
-    assert step < 0.2 * np.abs(weak).mean()
+    alpha, sigma, count = 10.0, 4.0, 4000
+    warper = Warper(count, 28, 28)
+    field = warper.elastic_field(count, np.random.default_rng(2), alpha, sigma)  # (h, 2, m, w)
+    blur = gaussian_matrix(28, sigma).astype(np.float64)
+    spread = np.diag(blur @ blur.T)
+    expected = alpha**2 / 3 * spread[:, None] * spread[None, :]  # (h, w)
+    measured = field.astype(np.float64).var(axis=(1, 2))
+    np.testing.assert_allclose(measured, expected, rtol=0.08)
+    assert abs(field.mean()) < 0.05
+    neighbours = np.corrcoef(field[10, 0, :, 10], field[10, 0, :, 11])[0, 1]
+    assert neighbours > 0.9  # a Gaussian 4 pixels wide moves neighbours together
+    stronger = Warper(count, 28, 28).elastic_field(
+        count, np.random.default_rng(2), 2 * alpha, sigma
+    )
+    np.testing.assert_allclose(stronger, 2 * field, rtol=1e-4, atol=1e-4)  # linear in alpha
 
 
 def test_the_same_seed_and_epoch_give_the_same_distortions():
