@@ -276,8 +276,8 @@ def _resumed_config(meta: dict, changes: dict) -> TrainConfig:
     for name, value in changes.items():
         if name not in RESUMABLE_CHANGES and value != getattr(config, name):
             raise ConfigError(
-                f"--{name.replace('_', '-')} {_typed(value)} conflicts with the run being "
-                f"resumed, which has {_typed(getattr(config, name))}; leave it out, or start a "
+                f"--{name.replace('_', '-')} {typed(value)} conflicts with the run being "
+                f"resumed, which has {typed(getattr(config, name))}; leave it out, or start a "
                 f"new run (a resumed run may change only {', '.join(RESUMABLE_CHANGES)})"
             )
         setattr(config, name, value)
@@ -297,7 +297,7 @@ def _resumed_config(meta: dict, changes: dict) -> TrainConfig:
     return config
 
 
-def _typed(value) -> str:
+def typed(value) -> str:
     """An option's value as it is typed on the command line."""
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
@@ -429,6 +429,41 @@ def load_data(
     if "train" in parts:
         check_test_labels(dataset, arrays, class_count(dataset, arrays))
     return dataset, arrays
+
+
+def describe(checkpoint: Checkpoint) -> dict:
+    """A checkpoint's run at a glance: its data, network, options that differ from the
+    defaults, epochs, best epoch, figures, engine and when it was made."""
+    meta = checkpoint.meta
+    defaults = asdict(TrainConfig())
+    options = meta.get("options", {})
+    return {
+        "dataset": checkpoint.dataset,
+        "image_shape": list(checkpoint.image_shape),
+        "classes": checkpoint.class_names,
+        "layers": checkpoint.model.layers,
+        "activation": checkpoint.model.activation,
+        "loss": checkpoint.model.loss,
+        "options": {
+            k: v for k, v in options.items() if k in defaults and k != "layers" and v != defaults[k]
+        },
+        "epochs": len(meta.get("history", [])),
+        "best_epoch": meta.get("best_epoch"),
+        "ended": "interrupted"
+        if meta.get("interrupted")
+        else "stopped early"
+        if meta.get("stopped_early")
+        else "finished",
+        **{
+            f"{split}_{figure}": meta.get(f"{split}_{figure}")
+            for split in ("train", "validation", "test")
+            for figure in ("accuracy", "loss")
+        },
+        "engine": meta.get("engine"),
+        "created": meta.get("created"),
+        "mlpcli_version": meta.get("mlpcli_version"),
+        "can_resume": bool(checkpoint.resume),
+    }
 
 
 def did_not_learn(config: TrainConfig, meta: dict) -> str | None:

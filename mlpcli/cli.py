@@ -424,7 +424,16 @@ def config_option(help: str):
     default=None,
     help="Checkpoint file to write. [default: checkpoint.npz; with --resume, the resumed file]",
 )
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--force", is_flag=True, help="Replace --out (and --log) if it exists.")
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a row per epoch to this file as training goes: epoch, train and validation "
+    "loss and accuracy, learning rate, seconds. CSV, or JSON Lines if it ends in .jsonl; "
+    "with --resume, rows are appended.",
+)
 @click.option(
     "--resume",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -441,6 +450,7 @@ def train(
     ctx,
     out: Path | None,
     force: bool,
+    log_path: Path | None,
     resume: Path | None,
     data_dir,
     mirrors,
@@ -493,21 +503,28 @@ def train(
             "warning: --init zeros gives every hidden unit the same weights, so they all "
             "get the same updates and stay identical: this network cannot learn"
         )
-    report = None if quiet else _echo_err
+    if log_path is not None and resume is None and log_path.exists() and not force:
+        raise click.UsageError(f"{log_path} exists; give --force to replace it, or another --log")
+    log = _open_log(log_path, append=resume is not None)
+
+    def on_epoch(record: dict) -> None:
+        if log is not None:
+            log.write(record)
+        if not quiet:
+            _echo_err(_epoch_line(record))
+
     try:
         result = train_model(
-            config,
-            data_dir,
-            list(mirrors) or None,
-            progress=_bars(quiet),
-            on_epoch=report and (lambda r: report(_epoch_line(r))),
-            resume=resumed,
+            config, data_dir, list(mirrors) or None, _bars(quiet), on_epoch, resumed
         )
     except ConfigError as exc:  # the layers do not fit the dataset, known once it is loaded
         raise click.UsageError(str(exc)) from None
     except KeyboardInterrupt:  # while loading data or measuring the final figures
         _echo_err("interrupted; nothing was saved")
         sys.exit(_interrupted_exit())
+    finally:
+        if log is not None:
+            log.close()
     meta = result.meta
     if result.epochs_run == 0:
         _echo_err("interrupted before an epoch finished; nothing was saved")
@@ -602,6 +619,18 @@ def augment_preview(images, variants, out, force, show, data_dir, mirrors, quiet
         return
     write_grid_png(out, grid, zoom=2)
     click.echo(f"wrote {out}: {images} training images (left), {variants} distortions each")
+
+
+def _open_log(path: Path | None, append: bool):
+    """The EpochLog of --log, or None; a folder that cannot take it is a usage error."""
+    if path is None:
+        return None
+    from .report.log import EpochLog
+
+    try:
+        return EpochLog(path, append)
+    except OSError as exc:
+        raise click.UsageError(f"cannot write the log {path} ({exc.strerror})") from None
 
 
 def _bars(quiet: bool) -> bool:
@@ -726,10 +755,7 @@ def evaluate(
     from .api import evaluate as evaluate_checkpoint
     from .io.checkpoint import load_checkpoint
 
-    if checkpoint and checkpoint_option:
-        raise click.UsageError("give the checkpoint once: as CHECKPOINT or as --checkpoint")
-    checkpoint = checkpoint or checkpoint_option or Path(DEFAULT_CHECKPOINT)
-
+    checkpoint = _one_checkpoint(checkpoint, checkpoint_option)
     loaded = load_checkpoint(checkpoint)
     report = evaluate_checkpoint(
         loaded, split, data_dir, list(mirrors) or None, _bars(quiet), dataset
@@ -758,6 +784,50 @@ def _report_text(checkpoint: Path, report: dict, names: list[str]) -> str:
         for c in report["per_class"]
     ]
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@checkpoint_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def info(checkpoint: Path | None, checkpoint_option: Path | None, as_json: bool):
+    """A checkpoint's run at a glance: dataset, layers, the options that differ from the
+    defaults, epochs, best epoch, accuracies and losses, engine, when it was made."""
+    from .api import describe, typed
+    from .io.checkpoint import load_checkpoint
+
+    path = _one_checkpoint(checkpoint, checkpoint_option)
+    run = describe(load_checkpoint(path))
+    if as_json:
+        click.echo(json.dumps(run))
+        return
+    shape = "x".join(map(str, run["image_shape"]))
+    options = " ".join(f"--{k.replace('_', '-')} {typed(v)}" for k, v in run["options"].items())
+    lines = [
+        f"{path}: {run['dataset']} ({shape} images, {len(run['classes'])} classes: "
+        f"{', '.join(run['classes'][:4])}{', ...' if len(run['classes']) > 4 else ''})",
+        f"network    {','.join(map(str, run['layers']))} {run['activation']}, {run['loss']}",
+        f"options    {options or '(the defaults)'}",
+        f"epochs     {run['epochs']} ({run['ended']}), best epoch {run['best_epoch']}"
+        + ("; can be resumed" if run["can_resume"] else ""),
+    ]
+    for split in ("train", "validation", "test"):
+        if run[f"{split}_accuracy"] is not None:
+            lines.append(
+                f"{split:<11}accuracy {_pct(run[f'{split}_accuracy'])}  "
+                f"loss {run[f'{split}_loss']:.4f}"
+            )
+    lines.append(
+        f"engine     {run['engine']}, created {run['created']}, mlpcli {run['mlpcli_version']}"
+    )
+    click.echo("\n".join(lines))
+
+
+def _one_checkpoint(checkpoint: Path | None, checkpoint_option: Path | None) -> Path:
+    """CHECKPOINT or --checkpoint (not both), else checkpoint.npz."""
+    if checkpoint and checkpoint_option:
+        raise click.UsageError("give the checkpoint once: as CHECKPOINT or as --checkpoint")
+    return checkpoint or checkpoint_option or Path(DEFAULT_CHECKPOINT)
 
 
 @cli.command()

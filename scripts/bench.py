@@ -206,6 +206,8 @@ def _time_sklearn(layers, batch_size, learning_rate, optimizer, data_dir) -> flo
 def worker(framework: str, config: str, data_dir: str) -> float | None:
     if framework == "time to target":
         return _time_to_target(data_dir)
+    if framework == "augment":
+        return _time_augmentation(config, data_dir)
     layers, batch_size, learning_rate, optimizer = CONFIGS[config]
     if framework.startswith("mlpcli"):
         engine = framework.split()[-1] if "--engine" in framework else "auto"
@@ -319,6 +321,53 @@ def _time_to_target(data_dir: str) -> float | None:
     return reached[0] if reached else None
 
 
+AUGMENTATIONS = ("affine", "elastic", "affine,elastic")
+AUGMENT_BESIDE = "784-800-10, batch 128, momentum"  # the training epoch they are held to
+
+
+def _time_augmentation(kinds: str, data_dir: str) -> float:
+    """Seconds to distort 50,000 training images once, as each epoch of --augment does (into
+    the buffer the epochs reuse), on one thread: the mean of EPOCHS, after a warm-up."""
+    from threadpoolctl import threadpool_limits
+
+    from mlpcli.api import TrainConfig
+    from mlpcli.data.augment import epoch_rng
+
+    images, _, _ = _training_data(data_dir)
+    images = images[:50_000].reshape(-1, 28, 28)
+    augmentation = TrainConfig(augment=kinds).augmentation()
+    out = images.copy()  # a buffer for the distortions, its pages touched
+    with threadpool_limits(1, "blas"):
+        augmentation.distort(images, epoch_rng(0, 0), out)
+        started = time.perf_counter()
+        for epoch in range(1, EPOCHS + 1):
+            augmentation.distort(images, epoch_rng(0, epoch), out)
+    return (time.perf_counter() - started) / EPOCHS
+
+
+def bench_augmentation(data_dir: str, repeats: int) -> list[str]:
+    """Each kind of distortion of an epoch, beside a training epoch of AUGMENT_BESIDE."""
+    runs = {kinds: [] for kinds in ("training", *AUGMENTATIONS)}
+    for _ in range(repeats):
+        for kinds, times in runs.items():
+            framework, config = (
+                ("mlpcli", AUGMENT_BESIDE) if kinds == "training" else ("augment", kinds)
+            )
+            times.append(_run_worker(framework, config, data_dir))
+    training = statistics.median(runs.pop("training"))
+    lines = [
+        f"| one epoch of 50,000 images | seconds | share of a training epoch of "
+        f"{AUGMENT_BESIDE} ({training:.3f} s) |",
+        "|---|---|---|",
+    ]
+    for kinds, times in runs.items():
+        lines.append(
+            f"| --augment {kinds} (one thread) | {_median_text(times)} | "
+            f"{statistics.median(times) / training:.2f} |"
+        )
+    return lines
+
+
 def _torch_time_to_target(data_dir: str) -> float | None:
     script = Path(__file__).with_name("torch_recipe.py")
     command = [sys.executable, str(script), str(RECIPE), "--data-dir", data_dir]
@@ -427,7 +476,9 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement")
     parser.add_argument(
-        "--only", choices=["training", "processes", "time-to-99"], help="run one part"
+        "--only",
+        choices=["training", "processes", "augmentation", "time-to-99"],
+        help="run one part",
     )
     parser.add_argument(
         "--configs", nargs="+", choices=list(CONFIGS), metavar="NAME", help="these configs alone"
@@ -453,6 +504,8 @@ def main() -> None:
         print("\n".join(bench_training(args.data_dir, args.repeats)) + "\n")
     if args.only in (None, "processes"):
         print("\n".join(bench_processes(args.data_dir, args.repeats)) + "\n")
+    if args.only in (None, "augmentation"):
+        print("\n".join(bench_augmentation(args.data_dir, args.repeats)) + "\n")
     if args.only in (None, "time-to-99"):
         print("\n".join(bench_time_to_target(args.data_dir, args.repeats)))
 

@@ -354,3 +354,41 @@ def test_evaluate_takes_the_checkpoint_as_predict_does(trained, tiny_mnist):
     assert json.loads(by_option.stdout) == json.loads(by_argument.stdout)
     both = run("evaluate", out, "--checkpoint", out)
     assert both.exit_code == 2 and "give the checkpoint once" in both.stderr
+
+
+def test_the_log_gets_a_row_per_epoch_and_a_resumed_run_appends(tiny_mnist, tmp_path):
+    from mlpcli.report.log import COLUMNS, read_log
+
+    for name in ("run.csv", "run.jsonl"):
+        log, out = tmp_path / name, tmp_path / f"{name}.npz"
+        args = [*QUICK, "--patience", 0, "--out", out, "--log", log]
+        assert run("train", *args, "--epochs", 2).exit_code == 0
+        rows = read_log(log)
+        assert [r["epoch"] for r in rows] == [1, 2] and list(rows[0]) == list(COLUMNS)
+        history = load_checkpoint(out).meta["history"]
+        assert rows[1]["validation_accuracy"] == pytest.approx(history[1]["validation_accuracy"])
+        again = run("train", *QUICK, "--out", tmp_path / "other.npz", "--log", log)
+        assert again.exit_code == 2 and "exists; give --force" in again.output
+        resumed = run("train", "--resume", out, "--epochs", 4, "--log", log, "-q")
+        assert resumed.exit_code == 0, resumed.output
+        assert [r["epoch"] for r in read_log(log)] == [1, 2, 3, 4]
+    assert log.read_text().count("{") == 4  # one JSON object a line
+    assert (tmp_path / "run.csv").read_text().startswith(",".join(COLUMNS) + "\n")
+
+
+def test_info_shows_the_run_at_a_glance(tiny_mnist, tmp_path):
+    out = tmp_path / "m.npz"
+    args = [*QUICK, "--optimizer", "adam", "--lr", "0.003", "--out", out]
+    assert run("train", *args).exit_code == 0
+    shown = run("info", out, "--json")
+    assert shown.exit_code == 0, shown.output
+    about = json.loads(shown.stdout)
+    meta = load_checkpoint(out).meta
+    assert about["dataset"] == "mnist" and about["layers"] == [784, 16, 10]
+    assert about["options"]["optimizer"] == "adam" and about["options"]["lr"] == 0.003
+    assert "batch_size" not in about["options"]  # the defaults are left out
+    assert about["epochs"] == 2 and about["best_epoch"] == meta["best_epoch"]
+    assert about["test_accuracy"] == meta["test_accuracy"] and about["can_resume"]
+    text = run("info", "--checkpoint", out).stdout
+    assert "--lr 0.003" in text and "--optimizer adam" in text and "784,16,10 relu" in text
+    assert run("info", tmp_path / "missing.npz").exit_code == 1

@@ -142,7 +142,7 @@ class Warper:
         self.padded = np.zeros((n, h + 3, w + 3), np.uint8)
         self.packed = np.zeros((n, h + 3, w + 3, 4), np.uint8)
         self.neighbours = np.empty((n, h, w), np.uint32)
-        self.corners = np.empty((n, h, w, 4), np.float32)
+        self.corners = np.empty((4, n, h, w), np.float32)
         self.field = np.empty(h * 2 * n * w, np.float32)  # (h, 2, m, w) for m images
         self.modes = (None, None, None)  # (sigma, blur_modes along y, along x)
         self.first_pixels = np.arange(n, dtype=np.int32)[:, None, None] * self.padded[0].size
@@ -199,9 +199,12 @@ class Warper:
             packed[:, :-1, :-1, k] = padded[:, down : down + h + 2, right : right + w + 2]
         neighbours = self.neighbours[:m]
         np.take(packed.view(np.uint32).reshape(-1), index, out=neighbours, mode="clip")
-        corners = self.corners[:m]
-        np.copyto(corners, neighbours.view(np.uint8).reshape(m, h, w, 4))
-        top, right, bottom, bottom_right = np.moveaxis(corners, 3, 0)
+        # each corner in a plane of its own: the arithmetic below then runs on contiguous
+        # arrays, twice as fast as on every fourth float
+        corners = self.corners[:, :m]
+        for k, corner in enumerate(corners):
+            np.copyto(corner, neighbours.view(np.uint8).reshape(m, h, w, 4)[..., k])
+        top, right, bottom, bottom_right = corners
         fraction_x, fraction_y = q
         right -= top
         right *= fraction_x
