@@ -459,11 +459,43 @@ def describe(checkpoint: Checkpoint) -> dict:
             for split in ("train", "validation", "test")
             for figure in ("accuracy", "loss")
         },
+        "seconds": round(sum(r.get("seconds", 0) for r in meta.get("history", [])), 1),
         "engine": meta.get("engine"),
         "created": meta.get("created"),
         "mlpcli_version": meta.get("mlpcli_version"),
         "can_resume": bool(checkpoint.resume),
     }
+
+
+def report_page(
+    checkpoint: Checkpoint,
+    data_dir: str | Path | None = None,
+    mirrors: list[str] | None = None,
+    progress: bool = False,
+) -> str:
+    """The HTML report of a checkpoint (report/pages.py), measured on the test split of the
+    dataset it was trained on. Needs matplotlib: MlpError saying how to install it."""
+    from .nn.losses import LOSSES
+    from .report import plots
+    from .report.metrics import score
+    from .report.pages import run_report
+
+    plots.require()  # before any download
+    data, arrays = load_data(checkpoint.dataset, data_dir, mirrors, progress, ("test",))
+    _check_fits(checkpoint, data, arrays, checkpoint.dataset, given=False)
+    images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
+    split = Split(images.reshape(len(images), -1), labels, checkpoint.normalization)
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = checkpoint.model.logits(split)
+    if not np.isfinite(logits).all():
+        raise CheckpointError(_OVERFLOW)
+    test = {
+        "images": images,
+        "labels": labels,
+        "probabilities": LOSSES[checkpoint.model.loss].probabilities(logits),
+        "figures": score(logits, labels, checkpoint.model.loss),
+    }
+    return run_report(describe(checkpoint), checkpoint.meta, checkpoint.model.weights[0], test)
 
 
 def did_not_learn(config: TrainConfig, meta: dict) -> str | None:
@@ -619,9 +651,13 @@ class Prediction:
     label: str = ""  # the class's name: the digit, or "Ankle boot"
 
 
-def predict_images(checkpoint: Checkpoint, paths: list[str | Path]) -> list[Prediction]:
-    """Prepare each image as the checkpoint's dataset was made (io/image.py: a digit like
-    MNIST's, an object like Fashion-MNIST's), normalize it as in training, and classify it."""
+def predict_images(
+    checkpoint: Checkpoint, paths: list[str | Path | bytes], names: list[str] | None = None
+) -> list[Prediction]:
+    """Prepare each image (a file, or an image file's bytes) as the checkpoint's dataset
+    was made (io/image.py: a digit like MNIST's, an object like Fashion-MNIST's), normalize
+    it as in training, and classify it. `names` name the images in the answers (default:
+    their paths)."""
     shape, how = checkpoint.image_shape, checkpoint.preparation
     images = [prepare_image(path, how, shape) for path in paths]
     pixels = np.stack([image.pixels for image in images]) * 255
@@ -630,10 +666,10 @@ def predict_images(checkpoint: Checkpoint, paths: list[str | Path]) -> list[Pred
         probabilities = checkpoint.model.predict_proba(normalize(pixels, mean, std))
     if not np.isfinite(probabilities).all():
         raise CheckpointError(_OVERFLOW)
-    names = checkpoint.class_names
+    classes = checkpoint.class_names
     return [
-        Prediction(str(path), int(p.argmax()), p.astype(float).tolist(), image, names[p.argmax()])
-        for path, p, image in zip(paths, probabilities, images, strict=True)
+        Prediction(str(name), int(p.argmax()), p.astype(float).tolist(), image, classes[p.argmax()])
+        for name, p, image in zip(names or paths, probabilities, images, strict=True)
     ]
 
 

@@ -823,6 +823,155 @@ def info(checkpoint: Path | None, checkpoint_option: Path | None, as_json: bool)
     click.echo("\n".join(lines))
 
 
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@checkpoint_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write: one self-contained page, images embedded.",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@data_dir_option
+@mirror_option
+@quiet_option
+def report(checkpoint, checkpoint_option, out: Path, force: bool, data_dir, mirrors, quiet):
+    """A run's report as one HTML page: loss and accuracy curves (best epoch marked, the
+    learning rate when scheduled), the test confusion matrix as a heatmap, precision and
+    recall by class, the most confident mistakes, the first layer's weights as images, and
+    the options. Needs matplotlib: pip install "mlpcli[plot]"."""
+    from .api import report_page
+    from .io.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(_one_checkpoint(checkpoint, checkpoint_option))
+    _check_out(out, may_replace=force)
+    page = report_page(loaded, data_dir, list(mirrors) or None, _bars(quiet))
+    _write_text(out, page, replace=force)
+    click.echo(f"wrote {out} ({len(page.encode()) / 1024:.0f} KiB)")
+
+
+@cli.command()
+@click.argument(
+    "checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the comparison as one HTML page, the curves drawn as SVG.",
+)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def compare(checkpoints: tuple[Path, ...], out: Path | None, force: bool):
+    """Several runs side by side: a table (dataset, layers, optimizer, epochs, best epoch,
+    validation and test accuracy, seconds) and their validation accuracy by epoch."""
+    from .api import describe
+    from .io.checkpoint import load_checkpoint
+    from .report.pages import COMPARISON_HEADER, comparison_page, comparison_rows
+
+    if out is not None:
+        _check_out(out, may_replace=force)
+    loaded = [load_checkpoint(path) for path in checkpoints]
+    abouts = [describe(c) for c in loaded]
+    paths = [str(p) for p in checkpoints]
+    rows = comparison_rows(paths, abouts)
+    shown = [[_pct(v) if i in (6, 7) else str(v) for i, v in enumerate(row)] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in shown)) for i, h in enumerate(COMPARISON_HEADER)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(COMPARISON_HEADER, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in shown]
+    histories = [c.meta.get("history", []) for c in loaded]
+    lines += ["", *_text_curves(paths, histories)]
+    click.echo("\n".join(lines))
+    if out is not None:
+        page = comparison_page(paths, abouts, histories)
+        _write_text(out, page, replace=force)
+        click.echo(f"wrote {out}")
+
+
+CURVE_ROWS = 12
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # one a run; more runs than letters go undrawn
+
+
+def _text_curves(paths: list[str], histories: list[list[dict]]) -> list[str]:
+    """Validation accuracy by epoch, one letter per run, in a chart of text."""
+    series = [[r.get("validation_accuracy") for r in h] for h in histories]
+    values = [v for s in series for v in s if v is not None]
+    if not values:
+        return ["(no validation figures to draw)"]
+    low, high = min(values), max(values)
+    span = (high - low) or 1e-3
+    epochs = max(len(s) for s in series)
+    grid = [[" "] * epochs for _ in range(CURVE_ROWS)]
+    for letter, values_of_run in zip(LETTERS, series, strict=False):
+        for epoch, value in enumerate(values_of_run):
+            if value is not None:
+                row = CURVE_ROWS - 1 - round((value - low) / span * (CURVE_ROWS - 1))
+                grid[row][epoch] = letter if grid[row][epoch] in (" ", letter) else "*"
+    lines = ["validation accuracy by epoch (* where runs meet)"]
+    for i, row in enumerate(grid):
+        value = high - span * i / (CURVE_ROWS - 1)
+        lines.append(f"{100 * value:7.2f}% |" + "".join(row))
+    lines.append(" " * 9 + "+" + "-" * epochs + f" epochs 1..{epochs}")
+    lines += [
+        f"  {letter}: {path}"
+        for letter, path in zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", paths, strict=False)
+    ]
+    return lines
+
+
+def _write_text(path: Path, text: str, replace: bool) -> None:
+    """Write `text` atomically; a file that appeared meanwhile is kept (a free name taken)."""
+    from .io.files import atomic_write
+
+    try:
+        with atomic_write(path, replace) as written:
+            written.file.write(text.encode("utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path} ({exc.strerror})") from None
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@checkpoint_option
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on; 0 takes a free one.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 127.0.0.1 is this machine alone; 0.0.0.0 opens it to the network.",
+)
+def serve(checkpoint, checkpoint_option, port: int, host: str):
+    """A local page for drawing a digit with the mouse or a finger: as you draw, it shows the
+    image the network sees and the probability of each class. POST /predict with a PNG or
+    JPEG body answers with the JSON of `mlp predict --json`, so the page is a small API too.
+    Ctrl-C stops it."""
+    from .io.checkpoint import load_checkpoint
+    from .web.server import PredictServer
+
+    loaded = load_checkpoint(_one_checkpoint(checkpoint, checkpoint_option))
+    try:
+        server = PredictServer(loaded, host, port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
+        ) from None
+    click.echo(f"serving {server.url} (Ctrl-C to stop)", err=False)
+    sys.stdout.flush()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        _echo_err("stopped")
+    finally:
+        server.server_close()
+
+
 def _one_checkpoint(checkpoint: Path | None, checkpoint_option: Path | None) -> Path:
     """CHECKPOINT or --checkpoint (not both), else checkpoint.npz."""
     if checkpoint and checkpoint_option:

@@ -10,6 +10,7 @@ dataset on a photo, a scan or a drawing, so that the network sees what it saw in
 from __future__ import annotations
 
 import glob
+import io
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,17 +36,21 @@ IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 MAX_PIXELS = 25_000_000
 
 
-def _sniffed_format(path: str | Path) -> str | None:
-    """The name of the format Pillow would take `path` for, from its first bytes alone
-    (each plugin's own accept() test of the magic bytes; nothing is decoded), or None."""
+def _sniffed_format(path: str | Path | bytes) -> str | None:
+    """The name of the format Pillow would take `path` (or these bytes) for, from its first
+    bytes alone (each plugin's own accept() test of the magic bytes; nothing is decoded), or
+    None."""
     from PIL import Image
 
     Image.init()
-    try:
-        with open(path, "rb") as file:
-            prefix = file.read(64)
-    except OSError:
-        return None
+    if isinstance(path, bytes):
+        prefix = path[:64]
+    else:
+        try:
+            with open(path, "rb") as file:
+                prefix = file.read(64)
+        except OSError:
+            return None
     for name in Image.ID:
         accept = Image.OPEN[name][1]
         try:
@@ -88,9 +93,10 @@ class PreparedImage:
     has_digit: bool  # False for a blank image: there was no ink to find
 
 
-def read_grayscale(path: str | Path) -> np.ndarray:
-    """Image file -> (h, w) float32 in [0, 1], 0 = black. Transparency is composited over
-    white paper; the first frame of an animation is used; EXIF rotation is applied."""
+def read_grayscale(path: str | Path | bytes) -> np.ndarray:
+    """Image file (or its bytes) -> (h, w) float32 in [0, 1], 0 = black. Transparency is
+    composited over white paper; the first frame of an animation is used; EXIF rotation is
+    applied."""
     # open() looks each of IMAGE_FORMATS up among the registered plugins: Pillow registers
     # PNG, JPEG, GIF, BMP and PPM itself; TIFF's and WebP's are imported here rather than all
     # of them (Image.init), which would slow every `mlp predict`
@@ -102,12 +108,15 @@ def read_grayscale(path: str | Path) -> np.ndarray:
         WebPImagePlugin,
     )
 
-    if not is_regular_file(path):
+    source = path
+    if isinstance(path, bytes):
+        source, path = io.BytesIO(path), "the image"
+    elif not is_regular_file(path):
         raise ImageError(f"{path} is not a regular file (a FIFO, device or folder); give an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=IMAGE_FORMATS) as image:
+            with Image.open(source, formats=IMAGE_FORMATS) as image:
                 _refuse_large(path, image.size)  # from the header: nothing is decoded yet
                 image.seek(0)
                 image = ImageOps.exif_transpose(image)
@@ -117,7 +126,7 @@ def read_grayscale(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except UnidentifiedImageError:
-        other = _sniffed_format(path)
+        other = _sniffed_format(source.getvalue() if isinstance(source, io.BytesIO) else path)
         if other:
             raise ImageError(
                 f"{path} is in the {other} format, which mlpcli does not open (some formats run "

@@ -1,0 +1,1 @@
+"""The drawing page and its local server (`mlp serve`)."""
