@@ -650,6 +650,17 @@ class Prediction:
     image: PreparedImage
     label: str = ""  # the class's name: the digit, or "Ankle boot"
 
+    def record(self) -> dict:
+        """What `mlp predict --json` prints, and POST /predict answers: "blank" says the
+        image held no ink, when the prediction means nothing."""
+        return {
+            "file": self.file,
+            "prediction": self.prediction,
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "blank": not self.image.has_digit,
+        }
+
 
 def predict_images(
     checkpoint: Checkpoint, paths: list[str | Path | bytes], names: list[str] | None = None

@@ -1016,16 +1016,7 @@ def predict(images: tuple[Path, ...], checkpoint_option: Path | None, as_json: b
                 "the guess below means nothing"
             )
         if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "file": p.file,
-                        "prediction": p.prediction,
-                        "label": p.label,
-                        "probabilities": p.probabilities,
-                    }
-                )
-            )
+            click.echo(json.dumps(p.record()))
         else:
             ranked = sorted(range(len(p.probabilities)), key=lambda k: -p.probabilities[k])
             names = loaded.class_names

@@ -242,6 +242,7 @@ def test_predict_json_show_and_blank_warning(trained, tmp_path):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["file"] for line in lines] == [str(digit), str(blank)]
+    assert [line["blank"] for line in lines] == [False, True]  # scripts can tell
     for line in lines:
         assert sum(line["probabilities"]) == pytest.approx(1)
         assert line["prediction"] == int(np.argmax(line["probabilities"]))

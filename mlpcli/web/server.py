@@ -91,14 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
         except MlpError as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
             return
-        reply = {
-            "file": answer.file,
-            "prediction": answer.prediction,
-            "label": answer.label,
-            "probabilities": answer.probabilities,
-        }
+        reply = answer.record()
         if parse_qs(split.query).get("pixels") == ["1"]:
-            reply["blank"] = not answer.image.has_digit
             reply["pixels"] = (answer.image.pixels * 255).round().astype(int).tolist()
         self._json(HTTPStatus.OK, reply)
 
