@@ -671,12 +671,7 @@ def predict_images(
     their paths)."""
     shape, how = checkpoint.image_shape, checkpoint.preparation
     images = [prepare_image(path, how, shape) for path in paths]
-    pixels = np.stack([image.pixels for image in images]) * 255
-    mean, std = checkpoint.normalization
-    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
-        probabilities = checkpoint.model.predict_proba(normalize(pixels, mean, std))
-    if not np.isfinite(probabilities).all():
-        raise CheckpointError(_OVERFLOW)
+    probabilities = _probabilities(checkpoint, np.stack([image.pixels for image in images]) * 255)
     classes = checkpoint.class_names
     return [
         Prediction(str(name), int(p.argmax()), p.astype(float).tolist(), image, classes[p.argmax()])
@@ -684,11 +679,62 @@ def predict_images(
     ]
 
 
-def predict_array(checkpoint: Checkpoint, images: np.ndarray) -> np.ndarray:
-    """Images (n, h, w) like the dataset's, pixel values 0..255 -> probabilities (n, k)."""
+@dataclass
+class NumberReading:
+    file: str
+    digits: list[Prediction]  # left to right
+    boxes: list[tuple[int, int, int, int]]  # each digit's (x0, y0, x1, y1) in the image
+
+    @property
+    def number(self) -> str:
+        return "".join(d.label for d in self.digits)
+
+    def record(self) -> dict:
+        """What `mlp predict --number --json` prints."""
+        return {
+            "file": self.file,
+            "number": self.number,
+            "digits": [
+                {"prediction": d.prediction, "probabilities": d.probabilities, "box": list(box)}
+                for d, box in zip(self.digits, self.boxes, strict=True)
+            ],
+        }
+
+
+def read_number(checkpoint: Checkpoint, path: str | Path | bytes, name: str = "") -> NumberReading:
+    """The row of digits in an image, each classified as predict_images does one
+    (io/number.py); no digits for an image with no ink."""
+    from .io.image import read_grayscale
+    from .io.number import digit_marks
+
+    if checkpoint.preparation != "digits":
+        raise ConfigError(
+            f"--number reads rows of digits; this checkpoint classifies {checkpoint.dataset}"
+        )
+    marks = digit_marks(read_grayscale(path))
+    name = name or str(path)
+    if not marks:
+        return NumberReading(name, [], [])
+    pixels = np.stack([m.image.pixels for m in marks]) * 255
+    probabilities = _probabilities(checkpoint, pixels)
+    classes = checkpoint.class_names
+    digits = [
+        Prediction(name, int(p.argmax()), p.astype(float).tolist(), m.image, classes[p.argmax()])
+        for p, m in zip(probabilities, marks, strict=True)
+    ]
+    return NumberReading(name, digits, [m.box for m in marks])
+
+
+def _probabilities(checkpoint: Checkpoint, pixels: np.ndarray) -> np.ndarray:
+    """Images (n, h, w), values 0..255 -> the network's probabilities (n, k)."""
     mean, std = checkpoint.normalization
     with np.errstate(over="ignore", invalid="ignore"):  # refused just below
-        probabilities = checkpoint.model.predict_proba(normalize(np.asarray(images), mean, std))
+        probabilities = checkpoint.model.predict_proba(normalize(pixels, mean, std))
     if not np.isfinite(probabilities).all():
         raise CheckpointError(_OVERFLOW)
     return probabilities
+
+
+def predict_array(checkpoint: Checkpoint, images: np.ndarray) -> np.ndarray:
+    """Images (n, h, w) like the dataset's, pixel values 0..255 -> probabilities (n, k)."""
+    return _probabilities(checkpoint, np.asarray(images))

@@ -144,6 +144,9 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
     assert not (tmp_path / "m.npz").exists()
 
 
+SHIPPED = {"default", "per-sample", "nielsen", "wide", "regularized", "fast99", "record", "fashion"}
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [
@@ -158,9 +161,13 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
             "regularized",
             {"optimizer": "adam", "input_dropout": 0.2, "monitor": "accuracy", "patience": 0},
         ),
+        ("fast99", {"augment": "affine", "layers": [784, 800, 10]}),
+        ("record", {"augment": "elastic", "layers": [784, 1024, 1024, 10]}),
+        ("fashion", {"dataset": "fashion-mnist", "dropout": 0.3}),
     ],
 )
 def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
+    assert {p.stem for p in CONFIGS.glob("*.toml")} == SHIPPED  # each is checked here
     captured = []
 
     def stop_before_training(config, *args, **kwargs):

@@ -26,6 +26,11 @@ BOX = 20  # longer side of the ink after scaling, px
 MIN_CONTRAST = 0.1  # ink that differs from the paper by less than this is not a digit
 INK_FLOOR = 0.05  # ink fainter than this share of the darkest stroke counts as paper
 NOISE_STDS = 6.0  # ink must stand out from the paper by this many noise standard deviations
+SHADED = 0.08  # the border's change of shade above which the paper's shading is subtracted
+WORKING_SIDE = 512  # px: larger photos are shrunk to this before the ink is looked for
+THIN_LINES = 200  # in a photo, lines thinner than its shorter side / this are not strokes
+SPECK_SHARE = 0.1  # a mark under this share of the largest one's area may be a speck...
+SPECK_REACH = 0.1  # ...and is one when further than this share of the digit's size from it
 
 
 # The decoders Pillow may use: plain raster formats decoded in-process. Others are refused
@@ -180,25 +185,136 @@ def _median(values: np.ndarray) -> float:
     return float((ordered[middle - 1] + ordered[middle]) / 2)
 
 
-def _ink_bright(gray: np.ndarray) -> np.ndarray:
+def ink_bright(gray: np.ndarray, marks: bool = True) -> np.ndarray:
     """Flip dark-ink-on-light-paper to MNIST's polarity, subtract the paper, drop what is
     paper noise, and stretch the ink to [0, 1]. The border pixels tell the paper's shade
-    (their median) and its noise (a robust std from their median absolute deviation)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    (their median) and its noise (a robust std from their median absolute deviation).
+    With `marks` (a digit, not an object that may fill the frame): the paper's slow
+    shading is subtracted too when the border shows some (io/photo.py), and only the
+    digit's marks are kept (_digit_marks): no specks, shadows or page edges."""
+    gray = _working_size(gray)  # the caller's boxes scale by shape ratios if it shrank
+    border = _border(gray)
     paper = _median(border)
-    if paper > 0.5:
+    light_paper = _light_paper(gray)
+    if light_paper:
         gray, border, paper = 1 - gray, 1 - border, 1 - paper
+    shaded = marks and _shading(gray) > SHADED
+    if shaded:  # uneven light or a shadow: the paper is not one shade
+        gray, border = _without_shading(gray, light_paper)
+        paper = 0.0
     noise = 1.4826 * _median(np.abs(border - paper))
     ink = gray - paper
     contrast = float(ink.max())
     if contrast < MIN_CONTRAST:
         return np.zeros_like(gray)
     # Gaussian noise passes 6 std in about one pixel in a billion: what remains is ink.
-    ink[ink < max(NOISE_STDS * noise, INK_FLOOR * contrast)] = 0
+    threshold = max(NOISE_STDS * noise, INK_FLOOR * contrast)
+    if shaded:  # what is left of shadows is no noise: split ink from paper
+        from .photo import otsu
+
+        threshold = max(threshold, 0.5 * otsu(np.clip(ink / contrast, 0, 1)) * contrast)
+    ink[ink < threshold] = 0
+    # in a photo, lines thinner than a stroke (a ruled page's) are no part of a digit
+    if marks:
+        thin = max(1, round(min(ink.shape) / THIN_LINES)) if shaded else 0
+        ink = _digit_marks(ink, thin)
     return np.clip(ink / contrast, 0, 1)
 
 
-def _scale_to_box(ink: np.ndarray) -> np.ndarray:
+def _shading(gray: np.ndarray) -> float:
+    """How far the paper's shade changes along the image's edge: the spread of the
+    medians of 16 stretches of the border (medians, so that noise does not count)."""
+    stretches = np.array_split(_border(gray), 16)
+    medians = [_median(s) for s in stretches if len(s)]
+    return max(medians) - min(medians)
+
+
+def _light_paper(gray: np.ndarray) -> bool:
+    """Whether the paper is lighter than the ink. Paper is most of the picture, so its
+    shade is the median; it is light when the median lies nearer the brightest pixels
+    than the darkest (a dim photo's paper may be darker than mid-grey, and a table around
+    a photographed page may fill the border)."""
+    sample = gray[:: max(1, gray.shape[0] // 128), :: max(1, gray.shape[1] // 128)].ravel()
+    middle = _median(sample)
+    ordered = np.sort(sample)
+    darkest, brightest = ordered[len(ordered) // 100], ordered[-1 - len(ordered) // 100]
+    return middle - darkest > brightest - middle
+
+
+def _without_shading(gray: np.ndarray, light_paper: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(ink bright on paper 0, a sample of its paper to read the noise off) from `gray`
+    (ink bright): the paper's shade (io/photo.background) subtracted, and over light paper
+    the difference divided by the paper's brightness, as light falls on ink and paper
+    alike (a shadow darkens both by one factor). The sample is of all pixels, most of them
+    paper: the border may not be (a tilted photo's corners)."""
+    from .photo import background
+
+    shade = background(gray)
+    ink = gray - shade
+    if light_paper:
+        ink /= np.maximum(1 - shade, 0.05)
+    sample = ink[:: max(1, ink.shape[0] // 64), :: max(1, ink.shape[1] // 64)].ravel()
+    return ink, sample - _median(sample)
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+
+
+def _working_size(gray: np.ndarray) -> np.ndarray:
+    """A photo larger than WORKING_SIDE on its long side, shrunk to it (box filter): the
+    digit ends up 20 px tall, and a 12-megapixel phone photo would take seconds."""
+    from PIL import Image
+
+    h, w = gray.shape
+    if max(h, w) <= WORKING_SIDE:
+        return gray
+    scale = WORKING_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX), dtype=np.float32)
+
+
+def _digit_marks(ink: np.ndarray, thin: int = 0) -> np.ndarray:
+    """`ink` with only the digit's marks: of its 8-connected components, those that touch
+    the image's edge (a shadow, the page's edge) go when others do not, and specks go when
+    they are both small beside the largest mark and away from the larger marks. With
+    `thin`, the marks are told apart on the ink shrunk by `thin` pixels, so that lines
+    thinner than that (ruled paper) are gone and cannot join a digit to the page's edge."""
+    from .photo import grown
+
+    mask = ink > 0
+    if thin:
+        shrunk = ~grown(~mask, thin)
+        if shrunk.any():
+            kept = _kept_marks(shrunk)
+            return np.where(mask & grown(kept, thin + 1), ink, 0).astype(np.float32)
+    return np.where(_kept_marks(mask), ink, 0).astype(np.float32)
+
+
+def _kept_marks(mask: np.ndarray) -> np.ndarray:
+    """The pixels of `mask` in the components _digit_marks keeps."""
+    from .photo import grown, label_components
+
+    labels, count = label_components(mask)
+    if count <= 1:
+        return mask
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    edge = np.zeros(count + 1, bool)
+    edge[np.unique(_border(labels.astype(np.float32)).astype(np.int32))] = True
+    edge = edge[1:]
+    keep = ~edge if (~edge).any() else np.ones(count, bool)
+    large = keep & (areas >= SPECK_SHARE * areas[keep].max())
+    small = np.flatnonzero(keep & ~large)
+    if len(small):  # kept only when they touch the large marks grown by SPECK_REACH
+        marks = np.isin(labels, np.flatnonzero(large) + 1)
+        ys, xs = np.nonzero(marks)
+        reach = SPECK_REACH * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+        near = np.unique(labels[grown(marks, max(1, round(reach)))])
+        keep[small] = np.isin(small + 1, near)
+    return np.isin(labels, np.flatnonzero(keep) + 1)
+
+
+def scale_to_box(ink: np.ndarray) -> np.ndarray:
     """Crop to the ink and scale (anti-aliased) so that its longer side is BOX px."""
     from PIL import Image
 
@@ -218,7 +334,7 @@ def _scale_to_box(ink: np.ndarray) -> np.ndarray:
     return crop
 
 
-def _center_by_mass(digit: np.ndarray) -> np.ndarray:
+def center_by_mass(digit: np.ndarray) -> np.ndarray:
     """Paste into a FIELD x FIELD zero field so the centre of mass lands at the centre."""
     height, width = digit.shape
     ys, xs = np.indices(digit.shape)
@@ -236,12 +352,12 @@ def prepare_array(
     """(h, w) grayscale in [0, 1] -> the network's input image of `shape` and whether it
     holds ink: prepared as MNIST's digits were made (how "digits", 28x28 only), or as
     Fashion-MNIST's objects were ("objects", any shape: _fit_object)."""
-    ink = _ink_bright(gray.astype(np.float32))
+    ink = ink_bright(gray.astype(np.float32), marks=how == "digits")
     if not ink.any():
         return PreparedImage(np.zeros(shape, dtype=np.float32), has_digit=False)
     if how == "objects":
         return PreparedImage(_fit_object(ink, shape), has_digit=True)
-    return PreparedImage(_center_by_mass(_scale_to_box(ink)), has_digit=True)
+    return PreparedImage(center_by_mass(scale_to_box(ink)), has_digit=True)
 
 
 def _fit_object(ink: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""Finding the ink in a photo: the paper's slow shading removed, a threshold chosen from the
+image itself, and the marks split into connected components, so that specks, shadows and
+page edges can be told from the strokes of a digit.
+
+Images here are (h, w) float32 with the ink bright and the paper dark (io/image.py flips
+dark ink on light paper first).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BACKGROUND_CELLS = 48  # the shading is estimated on a grid this many cells along the long side
+OPENING_CELLS = 5  # an opening this wide (in cells) erases strokes, keeps shading and shadows
+
+
+def sliding(values: np.ndarray, size: int, reduce, axis: int) -> np.ndarray:
+    """reduce (np.minimum or np.maximum) over a window of `size` centred on each element
+    along `axis`, the edges repeated: a 1-D rank filter as `size` whole-array operations."""
+    half = size // 2
+    padded = np.pad(
+        values, [(half, half) if a == axis else (0, 0) for a in range(values.ndim)], "edge"
+    )
+    out = np.take(padded, range(0, values.shape[axis]), axis=axis)
+    for shift in range(1, size):
+        reduce(out, np.take(padded, range(shift, shift + values.shape[axis]), axis=axis), out=out)
+    return out
+
+
+def grown(mask: np.ndarray, reach: int) -> np.ndarray:
+    """`mask` grown by `reach` pixels in every direction (a square dilation)."""
+    grown = mask.astype(np.uint8)
+    for axis in (0, 1):
+        grown = sliding(grown, 2 * reach + 1, np.maximum, axis)
+    return grown.astype(bool)
+
+
+def background(gray: np.ndarray) -> np.ndarray:
+    """The paper's shade under the ink, (h, w): a morphological opening (min, then max)
+    on a coarse grid, which erases marks narrower than OPENING_CELLS cells (strokes) and
+    keeps what is wider (uneven light, a shadow), smoothed and resized back."""
+    from PIL import Image
+
+    h, w = gray.shape
+    scale = BACKGROUND_CELLS / max(h, w)
+    if scale >= 1:
+        small = gray
+    else:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
+    opened = small
+    for reduce in (np.minimum, np.maximum):
+        for axis in (0, 1):
+            opened = sliding(opened, OPENING_CELLS, reduce, axis)
+    smooth = np.asarray(
+        Image.fromarray(opened.astype(np.float32)).resize((w, h), Image.Resampling.BILINEAR)
+    )
+    return smooth
+
+
+def otsu(values: np.ndarray, bins: int = 256) -> float:
+    """The threshold that best splits `values` (in [0, 1]) into two classes: Otsu's, the
+    largest between-class variance over a `bins`-bin histogram."""
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    counts = counts.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)
+    mass = np.cumsum(counts * centres)
+    total, total_mass = below[-1], mass[-1]
+    above = total - below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_below = mass / below
+        mean_above = (total_mass - mass) / above
+        between = below * above * (mean_below - mean_above) ** 2
+    between = np.nan_to_num(between, nan=-1.0)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean (h, w) mask: labels (h, w) int32, 0 off the
+    mask and 1..n on it, and n. Each marked pixel takes the least index among its
+    neighbours', and then its label's label (pointer jumping), until nothing changes: a
+    few dozen whole-array passes, no loop over pixels."""
+    h, w = mask.shape
+    big = np.int32(h * w + 1)
+    index = np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w)
+    labels = np.where(mask, index, big)
+    while True:
+        padded = np.pad(labels, 1, constant_values=big)
+        least = labels.copy()
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                np.minimum(least, padded[dy : dy + h, dx : dx + w], out=least)
+        least = np.where(mask, least, big)
+        flat = np.append(least.ravel(), big)  # position big - 1 ... big: off the mask
+        jumped = np.where(mask, flat[np.minimum(least, big) - 1], big)
+        if np.array_equal(jumped, labels):
+            break
+        labels = jumped
+    roots, dense = np.unique(labels[mask], return_inverse=True)
+    out = np.zeros((h, w), np.int32)
+    out[mask] = dense.astype(np.int32) + 1
+    return out, len(roots)
