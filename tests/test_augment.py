@@ -218,3 +218,33 @@ def test_the_preview_writes_a_grid_of_originals_and_distortions(tiny_mnist, tmp_
     shown = run("augment-preview", "--augment", "elastic", "--show", "--variants", 2, *args[-2:])
     assert shown.exit_code == 0 and shown.output.count("distortion") == 2
     assert run("augment-preview").exit_code == 2  # nothing to preview
+
+
+@pytest.mark.skipif(
+    __import__("mlpcli.engines.base", fromlist=["x"]).usable_cpus() < 2,
+    reason="needs two CPUs to give the images one",
+)
+@pytest.mark.parametrize("second, kept", [(0.5, True), (3.0, False)])
+def test_a_run_keeps_the_background_only_when_it_was_quicker(second, kept):
+    from mlpcli.training.augmenting import AugmentedTraining
+
+    class Engine:
+        threads = 2
+
+        def use(self, split):
+            self.split = split
+
+    engine = Engine()
+    feeding = AugmentedTraining(engine, digits_split(64), Augmentation(("affine",)), 0, 5, 2)
+    try:
+        feeding.before(1)
+        feeding.after(1.0)  # the first epoch: images made, then trained on both threads
+        assert feeding.epochs.background and engine.threads == 1  # the trial
+        feeding.before(2)
+        feeding.after(second)
+        assert feeding.epochs.background == kept
+        assert engine.threads == (1 if kept else 2)
+        feeding.before(3)  # made in the background during epoch 2 either way
+        assert engine.split.X.shape == (64, 784)
+    finally:
+        feeding.close()

@@ -1,11 +1,12 @@
 """Training on distorted images: where the distortions are made, and on which cores.
 
-The first epoch's images are made before it trains, and the epoch trains on every thread.
-Both are timed, and decide the rest: with t threads, making the next epoch's images in the
-background on a core of their own, while training runs on t - 1, takes about
-max(train * t / (t - 1), make) an epoch against train + make one after the other; the first
-is shorter when train < (t - 1) * make. Sharing a core instead is the worst of both: the
-training threads wait on each other (engines.base.idle_cpus).
+The first epoch's images are made before it trains, and the epoch trains on every thread:
+it takes make + train. With more than one thread, the second epoch then tries the other
+way: the next epoch's images are made in the background on a core of their own while
+training runs on the others, which takes about the training alone, slower on fewer
+threads. The run keeps whichever was quicker. (Sharing a core instead is the worst of
+both: the training threads wait on each other; engines.base.idle_cpus.) A small network
+on the compiled step gains from the background; a large one on BLAS needs every core.
 """
 
 from __future__ import annotations
@@ -34,31 +35,45 @@ class AugmentedTraining:
     ):
         self.engine, self.threads = engine, usable_cpus(threads)
         self.epochs = AugmentedEpochs(train, augmentation, seed, last_epoch)
-        self.making = 0.0  # seconds the first epoch's images took
+        self.in_turn = None  # seconds of the first epoch, images made then trained
+        self.trial = False  # the second epoch, with images made in the background
         self.decided = False
+        self.waited = 0.0
         self.limits = ExitStack()
 
     def before(self, epoch: int) -> float:
         """Give the engine epoch's images; returns the seconds spent waiting for them."""
         started = time.perf_counter()
         self.engine.use(self.epochs.epoch(epoch))
-        waited = time.perf_counter() - started
-        if not self.decided:
-            self.making = waited
-        return waited
+        self.waited = time.perf_counter() - started
+        return self.waited
 
     def after(self, training: float) -> None:
-        """After the first epoch, which trained in `training` seconds: go on in the
-        background, on a core taken from training, when that is faster (module docstring)."""
+        """After each epoch, which trained in `training` seconds: the first decides on a
+        trial of the background, the second whether to keep it (module docstring)."""
         if self.decided:
             return
+        if self.in_turn is None:
+            self.in_turn = training + self.waited
+            if self.threads > 1:
+                self._background(True)
+                self.trial = True
+            else:
+                self.decided = True
+            return
         self.decided = True
-        if self.threads > 1 and training < (self.threads - 1) * self.making:
-            self.engine.threads = self.threads - 1
-            # OpenBLAS's thread count is the process's: the images' matrix products would
-            # otherwise spread over the training threads' cores too
+        if training >= self.in_turn:  # the background did not pay: back to taking turns
+            self._background(False)
+
+    def _background(self, on: bool) -> None:
+        self.epochs.background = on
+        self.engine.threads = self.threads - 1 if on else self.threads
+        if on:  # OpenBLAS's thread count is the process's: the images' matrix products
+            # would otherwise spread over the training threads' cores too
             self.limits.enter_context(threadpool_limits(self.threads - 1, "blas"))
-            self.epochs.background = True
+        else:
+            self.limits.close()
+            self.limits = ExitStack()
 
     def close(self) -> None:
         self.epochs.close()
