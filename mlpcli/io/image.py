@@ -102,12 +102,17 @@ def read_grayscale(path: str | Path | bytes) -> np.ndarray:
     """Image file (or its bytes) -> (h, w) float32 in [0, 1], 0 = black. Transparency is
     composited over white paper; the first frame of an animation is used; EXIF rotation is
     applied."""
-    # open() looks each of IMAGE_FORMATS up among the registered plugins: Pillow registers
-    # PNG, JPEG, GIF, BMP and PPM itself; TIFF's and WebP's are imported here rather than all
-    # of them (Image.init), which would slow every `mlp predict`
+    # open() looks each of IMAGE_FORMATS up among the registered plugins, and loads all
+    # forty of Pillow's (Image.init: a third of `mlp predict`'s time) when one is missing:
+    # the seven are imported here, which registers them
     from PIL import (  # noqa: F401
+        BmpImagePlugin,
+        GifImagePlugin,
         Image,
         ImageOps,
+        JpegImagePlugin,
+        PngImagePlugin,
+        PpmImagePlugin,
         TiffImagePlugin,
         UnidentifiedImageError,
         WebPImagePlugin,
