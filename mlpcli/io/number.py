@@ -18,6 +18,7 @@ from .photo import label_components
 
 OVERLAP = 0.5  # share of the narrower mark's width two marks must share along x to be one
 LOW_SHARE = 0.4  # a mark shorter than this share of the tallest digit is no digit (a speck)
+SPECK_SHARE = 0.03  # a mark under this share of the largest one's area is a speck of dirt
 
 
 @dataclass
@@ -33,8 +34,11 @@ def digit_marks(gray: np.ndarray) -> list[DigitMark]:
         return []
     scale_y, scale_x = gray.shape[0] / ink.shape[0], gray.shape[1] / ink.shape[1]
     labels, count = label_components(ink > 0)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
     boxes = []  # [x0, x1, y0, y1, [labels]] per digit
     for k in range(1, count + 1):
+        if areas[k] < SPECK_SHARE * areas[1:].max():  # a speck would join the digit below
+            continue
         ys, xs = np.nonzero(labels == k)
         boxes.append([xs.min(), xs.max() + 1, ys.min(), ys.max() + 1, [k]])
     boxes = _merged_along_x(sorted(boxes, key=lambda b: (b[0] + b[1]) / 2))
