@@ -1,0 +1,159 @@
+"""Photos of paper: shading, shadows, specks and page edges told from the digit; numbers."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mlpcli.cli import cli
+from mlpcli.io.image import prepare_array
+from mlpcli.io.number import digit_marks
+from mlpcli.io.photo import label_components, otsu
+
+SEVEN = np.zeros((28, 28), np.float32)
+SEVEN[4:7, 8:20] = 1.0
+for _row in range(7, 24):
+    SEVEN[_row, 19 - (_row - 7) // 2 - 1 : 19 - (_row - 7) // 2 + 2] = 1.0
+
+
+def page(digit: np.ndarray = SEVEN, scale: int = 6, at=(60, 80), size=(300, 320)):
+    """The reflectance of a page: 0.9 for paper, 0.15 where the digit's ink is."""
+    big = np.kron(digit, np.ones((scale, scale), np.float32))
+    paper = np.full(size, 0.9, np.float32)
+    top, left = at
+    paper[top : top + big.shape[0], left : left + big.shape[1]] -= 0.75 * big
+    return paper
+
+
+def close_to(pixels: np.ndarray, reference: np.ndarray) -> float:
+    return float(np.abs(pixels - reference).mean())
+
+
+CLEAN = prepare_array(page()).pixels
+
+
+def test_components_are_8_connected_and_numbered_from_1():
+    mask = np.zeros((6, 7), bool)
+    mask[0, 0] = mask[1, 1] = True  # diagonal neighbours: one component
+    mask[4:6, 4:7] = True
+    mask[0, 6] = True
+    labels, count = label_components(mask)
+    assert count == 3
+    assert labels[0, 0] == labels[1, 1] != labels[5, 6]
+    assert sorted(np.unique(labels)) == [0, 1, 2, 3]
+
+
+def test_components_match_scipy_on_random_masks():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        mask = rng.random((40, 50)) < rng.uniform(0.2, 0.6)
+        ours, count = label_components(mask)
+        theirs, expected = ndimage.label(mask, structure=np.ones((3, 3)))
+        assert count == expected
+        assert len(set(zip(ours[mask].tolist(), theirs[mask].tolist(), strict=True))) == count
+
+
+def test_otsu_splits_two_shades_between_them():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(0.2, 0.04, 5000), rng.normal(0.7, 0.04, 800)])
+    assert 0.3 < otsu(np.clip(values, 0, 1)) < 0.6
+
+
+def test_light_falling_off_across_the_page_is_divided_out():
+    light = np.linspace(150, 200, 320, dtype=np.float32)[None, :] / 255  # grey 150 to 200
+    prepared = prepare_array(page() * light)
+    assert prepared.has_digit
+    assert close_to(prepared.pixels, CLEAN) < 0.03
+
+
+def test_a_shadow_over_part_of_the_page_is_not_ink():
+    shadow = np.ones((300, 320), np.float32)
+    shadow[:, 230:] = 0.6  # a shadow's edge down the page, beside the digit
+    assert close_to(prepare_array(page() * shadow * 0.85).pixels, CLEAN) < 0.03
+    shadow[180:, :] *= 0.7  # and one across the digit: its edge leaves a faint seam
+    assert close_to(prepare_array(page() * shadow * 0.85).pixels, CLEAN) < 0.06
+
+
+def test_specks_far_from_the_digit_and_a_page_edge_are_dropped():
+    dirty = page()
+    for y, x in ((20, 20), (280, 300), (250, 40), (30, 290)):
+        dirty[y : y + 4, x : x + 4] = 0.2  # specks of dirt
+    assert close_to(prepare_array(dirty).pixels, CLEAN) < 0.01
+    edged = page()
+    edged[:, :12] = 0.3  # the dark edge of the table beside the page
+    assert close_to(prepare_array(edged).pixels, CLEAN) < 0.01
+
+
+def test_ruled_lines_under_a_shaded_digit_are_not_part_of_it():
+    ruled = page()
+    for y in range(15, 300, 45):
+        ruled[y : y + 2, :] -= 0.25  # the ruling crosses the digit
+    light = np.linspace(0.6, 0.95, 300, dtype=np.float32)[:, None]
+    prepared = prepare_array(ruled * light)
+    assert close_to(prepared.pixels, CLEAN) < 0.05
+
+
+def test_a_row_of_digits_comes_out_left_to_right_with_boxes():
+    one = np.zeros((28, 28), np.float32)
+    one[4:24, 13:16] = 1.0
+    row = np.concatenate([SEVEN, one, SEVEN], axis=1)
+    paper = page(row, scale=4, at=(40, 30), size=(200, 420))
+    paper[10:13, 400:403] = 0.2  # a speck, above nothing
+    marks = digit_marks(paper)
+    assert len(marks) == 3
+    lefts = [m.box[0] for m in marks]
+    assert lefts == sorted(lefts)
+    assert marks[0].box[1] >= 40 and marks[0].box[3] <= 40 + 28 * 4 + 1
+    assert close_to(marks[0].image.pixels, marks[2].image.pixels) < 0.01  # both sevens
+    assert digit_marks(np.full((50, 50), 0.9, np.float32)) == []
+
+
+def test_a_broken_stroke_is_one_digit():
+    broken = SEVEN.copy()
+    broken[6:8, :] = 0  # the bar cut from the diagonal
+    assert len(digit_marks(page(broken))) == 1
+
+
+@pytest.fixture
+def trained(tmp_path, real_mnist, monkeypatch):
+    monkeypatch.setenv("MLP_DATA_DIR", str(real_mnist))
+    out = tmp_path / "digits.npz"
+    args = ["train", "--layers", "784,64,10", "--epochs", "2", "--out", str(out), "-q"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    return out
+
+
+@pytest.mark.e2e
+def test_predict_number_reads_mnist_digits_written_in_a_row(trained, real_mnist, tmp_path):
+    from mlpcli import load_mnist
+
+    test = load_mnist(real_mnist, progress=False, parts=("test",))
+    digits = [test["test-images"][i] for i in (0, 1, 2, 3)]  # 7 2 1 0
+    row = np.concatenate(digits, axis=1).astype(np.float32) / 255
+    Image.fromarray((255 * page(row, scale=4, at=(30, 40), size=(180, 530))).astype(np.uint8)).save(
+        tmp_path / "number.png"
+    )
+    runner = CliRunner()
+    args = ["predict", "--number", str(tmp_path / "number.png"), "--checkpoint", str(trained)]
+    text = runner.invoke(cli, args)
+    assert text.exit_code == 0 and text.stdout.startswith(f"{tmp_path / 'number.png'}: 7210 (")
+    answer = json.loads(runner.invoke(cli, [*args, "--json"]).stdout)
+    assert answer["number"] == "7210" and len(answer["digits"]) == 4
+    assert all(len(d["probabilities"]) == 10 and len(d["box"]) == 4 for d in answer["digits"])
+    Image.fromarray(np.full((60, 60), 240, np.uint8)).save(tmp_path / "blank.png")
+    blank = runner.invoke(
+        cli,
+        [
+            "predict",
+            "--number",
+            str(tmp_path / "blank.png"),
+            "--json",
+            "--checkpoint",
+            str(trained),
+        ],
+    )
+    assert blank.exit_code == 0 and json.loads(blank.stdout)["number"] == ""
+    assert "holds no digits" in blank.stderr
