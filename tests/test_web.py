@@ -173,6 +173,7 @@ def test_drawing_on_the_page_shows_the_prediction(server):
         )
         assert seen > 20  # the 28x28 input the network saw is drawn, not blank
         browser.find_element(By.ID, "clear").click()
+        time.sleep(1.0)  # an answer to the stroke still on its way must not come back
         assert browser.find_element(By.ID, "answer").text == ""
     finally:
         browser.quit()
