@@ -435,8 +435,9 @@ def describe(checkpoint: Checkpoint) -> dict:
     """A checkpoint's run at a glance: its data, network, options that differ from the
     defaults, epochs, best epoch, figures, engine and when it was made."""
     meta = checkpoint.meta
-    defaults = asdict(TrainConfig())
     options = meta.get("options", {})
+    defaults = asdict(TrainConfig(activation=options.get("activation", "relu")))
+    defaults["init"] = TrainConfig(activation=options.get("activation", "relu")).resolved_init
     return {
         "dataset": checkpoint.dataset,
         "image_shape": list(checkpoint.image_shape),
