@@ -124,8 +124,11 @@ def measure(checkpoint_path: Path, made: dict[str, list]) -> dict[str, float]:
     return accuracy
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run(description: str, make, measure) -> int:
+    """The command line of this script and of photo_images.py: make the images of each kind
+    with make(folder, count, seed, data_dir), then print what measure(checkpoint, made)
+    found."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--checkpoint", type=Path, default=Path("checkpoint.npz"))
     parser.add_argument("--count", type=int, default=500, help="MNIST test digits per kind")
     parser.add_argument("--seed", type=int, default=0)
@@ -133,12 +136,16 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep the images in")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        made = make_images(args.keep or Path(scratch), args.count, args.seed, args.data_dir)
+        made = make(args.keep or Path(scratch), args.count, args.seed, args.data_dir)
         accuracy = measure(args.checkpoint, made)
-    print(f"{'kind':<8}{'images':>8}{'accuracy':>10}")
+    print(f"{'kind':<14}{'images':>8}{'read right':>12}")
     for kind, value in accuracy.items():
-        print(f"{kind:<8}{len(made[kind]):>8}{100 * value:>9.1f}%")
+        print(f"{kind:<14}{len(made[kind]):>8}{100 * value:>11.1f}%")
     return 0
+
+
+def main() -> int:
+    return run(__doc__.split("\n\n")[0], make_images, measure)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ draws its own digits):
 
 from __future__ import annotations
 
-import argparse
 import glob
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ from mlpcli import load_checkpoint, load_mnist, predict_images
 from mlpcli.api import read_number
 
 FONT_PATTERNS = ("/usr/share/fonts/**/*.ttf", "/usr/share/fonts/**/*.otf")
+SYMBOL_FONTS = ("d050000l", "dingbat", "symbol", "standardsymbols")  # no digits in them
 
 
 def ink_of(digit: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
@@ -106,6 +105,8 @@ def digit_fonts(size: int) -> list:
     and is not a symbol or dingbat font."""
     fonts = []
     for file in font_files():
+        if any(word in Path(file).name.lower() for word in SYMBOL_FONTS):
+            continue  # their "digits" are ticks, crosses and arrows
         try:
             font = ImageFont.truetype(file, size)
         except OSError:
@@ -196,20 +197,9 @@ def measure(checkpoint_path: Path, made: dict[str, list]) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoint.npz"))
-    parser.add_argument("--count", type=int, default=500, help="MNIST test digits per kind")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--keep", type=Path, default=None, help="folder to keep the images in")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        made = make(args.keep or Path(scratch), args.count, args.seed, args.data_dir)
-        accuracy = measure(args.checkpoint, made)
-    print(f"{'kind':<14}{'images':>8}{'read right':>12}")
-    for kind, value in accuracy.items():
-        print(f"{kind:<14}{len(made[kind]):>8}{100 * value:>11.1f}%")
-    return 0
+    from person_images import run  # beside this script
+
+    return run(__doc__.split("\n\n")[0], make, measure)
 
 
 if __name__ == "__main__":
