@@ -8,9 +8,9 @@ source image at
     q = M^-1 (p - c - t) + c + d(p)
 where M = rotation @ shear @ scale and t (pixels) is the affine part, and d is the elastic
 displacement field: uniform noise in [-1, 1] per pixel and axis, smoothed by a Gaussian of
-width sigma and scaled by alpha (Simard's recipe). That field is drawn from its covariance
-rather than pixel by pixel: a Gaussian field with the covariance of Simard's, over the
-modes the blur does not erase (Warper.elastic_field), which takes a tenth of the time.
+width sigma and scaled by alpha (Simard's recipe). That field is drawn over the modes the
+blur does not erase rather than pixel by pixel, with the same covariance as Simard's
+(Warper.elastic_field): a hundred random numbers an image instead of 1,568.
 Sampling is bilinear; beyond the image the paper is blank (0). A positive rotation turns
 the digit counterclockwise as displayed.
 
@@ -49,7 +49,7 @@ class Augmentation:
         self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None
     ) -> np.ndarray:
         """Images (n, h, w) uint8 -> each distorted by its own random draw, (n, h, w) uint8,
-        into `out` when given (a fresh array costs page faults worth a tenth of the work)."""
+        into `out` when given (a fresh array's page faults cost more than one might think)."""
         out = np.empty_like(images) if out is None else out
         warper = Warper(min(len(images), CHUNK_IMAGES), *images.shape[1:])
         for start in range(0, len(images), CHUNK_IMAGES):
@@ -116,7 +116,8 @@ def warp(
     field: np.ndarray | None = None,
 ) -> np.ndarray:
     """Images (n, h, w) uint8 sampled bilinearly at q = inverse (p - c - shift) + c + field(p)
-    (module docstring): inverse (n, 2, 2), shift (n, 2) pixels, field (2, n, h, w) or None."""
+    (module docstring): inverse (n, 2, 2), shift (n, 2) pixels, field (h, 2, n, w) (as
+    Warper.elastic_field lays it out) or None."""
     out = np.empty_like(images)
     Warper(*images.shape).warp(images, inverse, shift, field, out)
     return out
@@ -138,7 +139,7 @@ class Warper:
         ).astype(np.float32)
         self.q = np.empty((2, n, h, w), np.float32)
         self.whole = np.empty((2, n, h, w), np.int32)
-        # one blank pixel before the image and two after, in each axis (see warp_into)
+        # one blank pixel before the image and two after, in each axis (see warp)
         self.padded = np.zeros((n, h + 3, w + 3), np.uint8)
         self.packed = np.zeros((n, h + 3, w + 3, 4), np.uint8)
         self.neighbours = np.empty((n, h, w), np.uint32)
