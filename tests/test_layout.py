@@ -59,6 +59,7 @@ def test_the_cli_loads_no_engine_until_training():
     import sys
 
     heavy = ("mlpcli.engines.", "mlpcli.training.", "matplotlib", "mlpcli.web", "http.server")
+    heavy += ("numpy.random",)  # predict draws no random number
     code = (
         "import sys, mlpcli.cli, mlpcli.api; "
         f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"

@@ -303,20 +303,23 @@ def _kept_marks(mask: np.ndarray) -> np.ndarray:
     labels, count = label_components(mask)
     if count <= 1:
         return mask
+    # tables indexed by label (0, off the mask, first), rather than np.unique and np.isin:
+    # those load numpy.ma, a tenth of `mlp predict`'s start-up
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     edge = np.zeros(count + 1, bool)
-    edge[np.unique(_border(labels.astype(np.float32)).astype(np.int32))] = True
+    edge[_border(labels)] = True
     edge = edge[1:]
     keep = ~edge if (~edge).any() else np.ones(count, bool)
     large = keep & (areas >= SPECK_SHARE * areas[keep].max())
     small = np.flatnonzero(keep & ~large)
     if len(small):  # kept only when they touch the large marks grown by SPECK_REACH
-        marks = np.isin(labels, np.flatnonzero(large) + 1)
+        marks = np.concatenate([[False], large])[labels]
         ys, xs = np.nonzero(marks)
         reach = SPECK_REACH * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
-        near = np.unique(labels[grown(marks, max(1, round(reach)))])
-        keep[small] = np.isin(small + 1, near)
-    return np.isin(labels, np.flatnonzero(keep) + 1)
+        near = np.zeros(count + 1, bool)
+        near[labels[grown(marks, max(1, round(reach)))]] = True
+        keep[small] = near[small + 1]
+    return np.concatenate([[False], keep])[labels]
 
 
 def scale_to_box(ink: np.ndarray) -> np.ndarray:

@@ -47,7 +47,9 @@ def digit_marks(gray: np.ndarray) -> list[DigitMark]:
     for x0, x1, y0, y1, members in boxes:
         if y1 - y0 < LOW_SHARE * tallest:
             continue
-        digit = np.where(np.isin(labels, members), ink, 0)[y0:y1, x0:x1]
+        belongs = np.zeros(count + 1, bool)
+        belongs[members] = True
+        digit = np.where(belongs[labels], ink, 0)[y0:y1, x0:x1]
         box = (
             int(x0 * scale_x),
             int(y0 * scale_y),

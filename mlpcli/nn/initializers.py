@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-Initializer = Callable[[np.random.Generator, int, int, float], np.ndarray]
+# (rng, fan_in, fan_out, variance) -> W; the Generator is not named here, as touching
+# np.random at import would load it for `mlp predict`, which draws no random number
+Initializer = Callable[..., np.ndarray]
 
 
 def _uniform(rng: np.random.Generator, fan_in: int, fan_out: int, variance: float) -> np.ndarray:
