@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .data import IMAGE_SHAPE, NUM_CLASSES, Split, make_splits, normalize
-from .data.augment import AUGMENTATIONS, Augmentation
+from .data.augment import Augmentation, parse_kinds
 from .data.datasets import Dataset, check_test_labels, class_count, load_dataset, resolve
 from .engines import ENGINE_CHOICES
 from .errors import CheckpointError, ConfigError, DataError
@@ -45,7 +45,7 @@ DEFAULT_HIDDEN = 256  # the default network: pixels, 256 ReLU units, classes
 
 @dataclass
 class TrainConfig:
-    dataset: str = "mnist"  # a name of data.datasets.DATASET_NAMES or a folder of IDX files
+    dataset: str = "mnist"  # a name in data.datasets.named_datasets() or an IDX folder
     layers: list[int] | None = None  # None: [pixels, DEFAULT_HIDDEN, classes] of the dataset
     activation: str = "relu"
     init: str | None = None  # None: he-normal for the ReLU family, glorot-uniform otherwise
@@ -173,15 +173,12 @@ class TrainConfig:
 
     def augmentation(self) -> Augmentation:
         """The distortions `augment` names, with their ranges."""
-        kinds = tuple(k.strip() for k in self.augment.split(",") if k.strip() not in ("", "none"))
-        unknown = [k for k in kinds if k not in AUGMENTATIONS]
-        if unknown:
-            raise ConfigError(
-                f"unknown augment {unknown[0]!r}; give a comma-separated list of "
-                f"{', '.join(AUGMENTATIONS)} (or none), e.g. --augment affine,elastic"
-            )
+        try:
+            kinds = parse_kinds(self.augment)
+        except ValueError as exc:
+            raise ConfigError(f"augment {exc}") from None
         return Augmentation(
-            tuple(k for k in AUGMENTATIONS if k in kinds),
+            kinds,
             self.rotation,
             self.scale,
             self.shear,
@@ -366,7 +363,8 @@ def train(
     from .training import fit
 
     config.validate()
-    dataset, arrays = load_data(config.dataset, data_dir, mirrors, progress)
+    dataset = resolve(config.dataset)
+    arrays = load_data(dataset, data_dir, mirrors, progress)
     classes = class_count(dataset, arrays)
     config.fit_data(arrays["train-images"].shape[1:], classes, config.dataset)
     config.validate()  # the engine again, for the layers now known
@@ -416,19 +414,18 @@ def train(
 
 
 def load_data(
-    spec: str,
+    dataset: Dataset,
     data_dir: str | Path | None = None,
     mirrors: list[str] | None = None,
     progress: bool = False,
     parts: tuple[str, ...] = ("train", "test"),
-) -> tuple[Dataset, dict[str, np.ndarray]]:
-    """The dataset `spec` names (data.datasets.resolve) and its arrays of `parts`, checked:
-    DataError naming the file when they do not make a dataset."""
-    dataset = resolve(spec)
+) -> dict[str, np.ndarray]:
+    """The arrays of `parts` of `dataset` (data.datasets.resolve), checked: DataError naming
+    the file when they do not make a dataset."""
     arrays = load_dataset(dataset, data_dir, mirrors, progress, parts)
     if "train" in parts:
         check_test_labels(dataset, arrays, class_count(dataset, arrays))
-    return dataset, arrays
+    return arrays
 
 
 def describe(checkpoint: Checkpoint) -> dict:
@@ -436,8 +433,8 @@ def describe(checkpoint: Checkpoint) -> dict:
     defaults, epochs, best epoch, figures, engine and when it was made."""
     meta = checkpoint.meta
     options = meta.get("options", {})
-    defaults = asdict(TrainConfig(activation=options.get("activation", "relu")))
-    defaults["init"] = TrainConfig(activation=options.get("activation", "relu")).resolved_init
+    default = TrainConfig(activation=options.get("activation", "relu"))
+    defaults = {**asdict(default), "init": default.resolved_init}
     return {
         "dataset": checkpoint.dataset,
         "image_shape": list(checkpoint.image_shape),
@@ -482,7 +479,8 @@ def report_page(
     from .report.pages import run_report
 
     plots.require()  # before any download
-    data, arrays = load_data(checkpoint.dataset, data_dir, mirrors, progress, ("test",))
+    data = resolve(checkpoint.dataset)
+    arrays = load_data(data, data_dir, mirrors, progress, ("test",))
     _check_fits(checkpoint, data, arrays, checkpoint.dataset, given=False)
     images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
     split = Split(images.reshape(len(images), -1), labels, checkpoint.normalization)
@@ -538,7 +536,7 @@ def augment_preview(
     augmentation = config.augmentation()
     if not augmentation:
         raise ConfigError("no distortion chosen; give --augment affine, elastic or both")
-    _, arrays = load_data(config.dataset, data_dir, mirrors, progress)
+    arrays = load_data(resolve(config.dataset), data_dir, mirrors, progress)
     splits, _ = make_splits(arrays, config.validation_size, config.seed)
     train = splits["train"]
     originals = train.X[:images].reshape(-1, *train.image_shape)
@@ -566,11 +564,11 @@ def evaluate(
     options = checkpoint.meta.get("options", {})
     spec = dataset or checkpoint.dataset
     parts = ("test",) if split == "test" else ("train", "test")  # test: a sixth of the bytes
-    named = resolve(spec)
-    if named.image_shape is not None:  # refused before a download that could not help
-        _check_shape(checkpoint, named.image_shape, spec)
-        _check_classes(checkpoint, named.names(checkpoint.model.layers[-1]), spec)
-    data, arrays = load_data(spec, data_dir, mirrors, progress, parts)
+    data = resolve(spec)
+    if data.image_shape is not None:  # refused before a download that could not help
+        _check_shape(checkpoint, data.image_shape, spec)
+        _check_classes(checkpoint, data.names(checkpoint.model.layers[-1]), spec)
+    arrays = load_data(data, data_dir, mirrors, progress, parts)
     _check_fits(checkpoint, data, arrays, spec, given=dataset is not None)
     if split == "test":
         images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
@@ -672,11 +670,18 @@ def predict_images(
     their paths)."""
     shape, how = checkpoint.image_shape, checkpoint.preparation
     images = [prepare_image(path, how, shape) for path in paths]
+    return _predictions(checkpoint, [str(name) for name in names or paths], images)
+
+
+def _predictions(
+    checkpoint: Checkpoint, names: list[str], images: list[PreparedImage]
+) -> list[Prediction]:
+    """The network's Prediction of each prepared image, named by `names`."""
     probabilities = _probabilities(checkpoint, np.stack([image.pixels for image in images]) * 255)
     classes = checkpoint.class_names
     return [
-        Prediction(str(name), int(p.argmax()), p.astype(float).tolist(), image, classes[p.argmax()])
-        for name, p, image in zip(names or paths, probabilities, images, strict=True)
+        Prediction(name, int(p.argmax()), p.astype(float).tolist(), image, classes[p.argmax()])
+        for name, p, image in zip(names, probabilities, images, strict=True)
     ]
 
 
@@ -716,13 +721,7 @@ def read_number(checkpoint: Checkpoint, path: str | Path | bytes, name: str = ""
     name = name or str(path)
     if not marks:
         return NumberReading(name, [], [])
-    pixels = np.stack([m.image.pixels for m in marks]) * 255
-    probabilities = _probabilities(checkpoint, pixels)
-    classes = checkpoint.class_names
-    digits = [
-        Prediction(name, int(p.argmax()), p.astype(float).tolist(), m.image, classes[p.argmax()])
-        for p, m in zip(probabilities, marks, strict=True)
-    ]
+    digits = _predictions(checkpoint, [name] * len(marks), [m.image for m in marks])
     return NumberReading(name, digits, [m.box for m in marks])
 
 

@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .api import TrainConfig
-from .data.augment import AUGMENTATIONS
+from .data.augment import parse_kinds
 from .engines import ENGINE_CHOICES
 from .errors import ConfigError, MlpError
 from .io.files import is_regular_file
@@ -61,16 +61,10 @@ class AugmentType(click.ParamType):
     name = "KINDS"
 
     def convert(self, value, param, ctx):
-        parts = value if isinstance(value, list) else str(value).split(",")
-        kinds = [str(p).strip() for p in parts if str(p).strip() not in ("", "none")]
-        unknown = [k for k in kinds if k not in AUGMENTATIONS]
-        if unknown:
-            self.fail(
-                f"{unknown[0]!r} is not a distortion; give a comma-separated list of "
-                f"{', '.join(AUGMENTATIONS)}, or none",
-                param,
-                ctx,
-            )
+        try:
+            kinds = parse_kinds(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
         return ",".join(kinds)
 
 

@@ -30,6 +30,20 @@ CHUNK_IMAGES = 256  # images distorted at a time: their float arrays stay in the
 STREAM = 3  # the run's fourth random stream: init, shuffle and dropout are 0, 1 and 2
 
 
+def parse_kinds(value: str | list) -> tuple[str, ...]:
+    """'affine,elastic' (or a list of them; "" or "none": none) -> the kinds in
+    AUGMENTATIONS' order; ValueError naming the first unknown one."""
+    parts = value if isinstance(value, list) else str(value).split(",")
+    kinds = [str(p).strip() for p in parts if str(p).strip() not in ("", "none")]
+    unknown = [k for k in kinds if k not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(
+            f"{unknown[0]!r} is not a distortion; give a comma-separated list of "
+            f"{', '.join(AUGMENTATIONS)}, or none (e.g. --augment affine,elastic)"
+        )
+    return tuple(k for k in AUGMENTATIONS if k in kinds)
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Which distortions to make and how strong; each draw is uniform in its range."""

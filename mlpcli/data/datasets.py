@@ -18,7 +18,6 @@ import numpy as np
 from ..errors import DataError
 from . import mnist
 from .fetch import (
-    MAX_IDX_BYTES,
     decompress,
     default_data_dir,
     download,
@@ -26,7 +25,6 @@ from .fetch import (
     read_cached,
 )
 
-KEYS = ("train-images", "train-labels", "test-images", "test-labels")
 FILE_NAMES = {  # the four files' names, as MNIST and its successors use them
     "train-images": "train-images-idx3-ubyte",
     "train-labels": "train-labels-idx1-ubyte",
@@ -120,9 +118,6 @@ def named_datasets() -> dict[str, Dataset]:
             image_shape=(28, 28),
         ),
     }
-
-
-DATASET_NAMES = ("mnist", "fashion-mnist")
 
 
 def resolve(spec: str) -> Dataset:
@@ -267,6 +262,3 @@ def check_test_labels(dataset: Dataset, arrays: dict[str, np.ndarray], classes: 
             f"{_where(dataset, dataset.files['test-labels'][0])} holds label {labels.max()}, "
             f"but the training labels make {classes} classes, 0..{classes - 1}"
         )
-
-
-__all__ = ["DATASET_NAMES", "MAX_IDX_BYTES", "Dataset", "load_dataset", "resolve"]

@@ -197,7 +197,10 @@ def ink_bright(gray: np.ndarray, marks: bool = True) -> np.ndarray:
     With `marks` (a digit, not an object that may fill the frame): the paper's slow
     shading is subtracted too when the border shows some (io/photo.py), and only the
     digit's marks are kept (_digit_marks): no specks, shadows or page edges."""
-    gray = _working_size(gray)  # the caller's boxes scale by shape ratios if it shrank
+    from .photo import shrunk
+
+    # a photo's digit ends up 20 px tall: a 12-megapixel one need not be looked at whole
+    gray = shrunk(gray, WORKING_SIDE)  # the caller's boxes scale by shape ratios
     border = _border(gray)
     paper = _median(border)
     light_paper = _light_paper(gray)
@@ -264,19 +267,6 @@ def _without_shading(gray: np.ndarray, light_paper: bool) -> tuple[np.ndarray, n
 
 def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-
-
-def _working_size(gray: np.ndarray) -> np.ndarray:
-    """A photo larger than WORKING_SIDE on its long side, shrunk to it (box filter): the
-    digit ends up 20 px tall, and a 12-megapixel phone photo would take seconds."""
-    from PIL import Image
-
-    h, w = gray.shape
-    if max(h, w) <= WORKING_SIDE:
-        return gray
-    scale = WORKING_SIDE / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX), dtype=np.float32)
 
 
 def _digit_marks(ink: np.ndarray, thin: int = 0) -> np.ndarray:

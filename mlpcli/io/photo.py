@@ -35,6 +35,19 @@ def grown(mask: np.ndarray, reach: int) -> np.ndarray:
     return grown.astype(bool)
 
 
+def shrunk(gray: np.ndarray, side: int) -> np.ndarray:
+    """`gray` (h, w) float32 shrunk by a box filter so that its long side is `side`, or as it
+    is when it is no longer."""
+    from PIL import Image
+
+    h, w = gray.shape
+    if max(h, w) <= side:
+        return gray
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX), dtype=np.float32)
+
+
 def background(gray: np.ndarray) -> np.ndarray:
     """The paper's shade under the ink, (h, w): a morphological opening (min, then max)
     on a coarse grid, which erases marks narrower than OPENING_CELLS cells (strokes) and
@@ -42,13 +55,7 @@ def background(gray: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     h, w = gray.shape
-    scale = BACKGROUND_CELLS / max(h, w)
-    if scale >= 1:
-        small = gray
-    else:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
-    opened = small
+    opened = shrunk(gray, BACKGROUND_CELLS)
     for reduce in (np.minimum, np.maximum):
         for axis in (0, 1):
             opened = sliding(opened, OPENING_CELLS, reduce, axis)
