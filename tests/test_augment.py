@@ -248,3 +248,27 @@ def test_a_run_keeps_the_background_only_when_it_was_quicker(second, kept):
         assert engine.split.X.shape == (64, 784)
     finally:
         feeding.close()
+
+
+def test_an_engine_indexes_only_the_split_an_epoch_trains_on():
+    """An augmented run hands the engine each epoch's images: the split it was built with
+    and any it was given but never trained on are not indexed (the compiled step's ink)."""
+    from mlpcli.engines.reference import ReferenceEngine
+
+    prepared = []
+
+    class Counting(ReferenceEngine):
+        def prepare(self, train):
+            prepared.append(train)
+
+    first, second, third = digits_split(64), digits_split(64), digits_split(64)
+    model = MLP.initialize([784, 8, 10], np.random.default_rng(0))
+    state = run_state(model)
+    engine = Counting(model, state.optimizer, None, first, 16)
+    engine.use(second)
+    engine.use(third)
+    for _ in engine.run_epoch(np.arange(64)):
+        pass
+    for _ in engine.run_epoch(np.arange(64)):
+        pass
+    assert len(prepared) == 1 and prepared[0] is third

@@ -155,8 +155,20 @@ class Engine:
 
     def use(self, train: Split) -> None:
         """Train on `train` from the next epoch on: the same rows and labels, other pixels
-        (an augmented epoch). Engines that index the pixels ahead do it here."""
+        (an augmented epoch). Engines that index the pixels ahead do it in prepare(), once
+        an epoch starts on them: a split replaced before it trained is never indexed."""
         self.train = train
+        self._prepared_for = None
+
+    def prepare(self, train: Split) -> None:
+        """Index `train`'s pixels ahead of its epochs (the fast engines do); run_epoch calls
+        ready() for it."""
+
+    def ready(self) -> None:
+        """prepare() the split this engine trains on, unless it has been."""
+        if self._prepared_for is not self.train:
+            self.prepare(self.train)
+            self._prepared_for = self.train
 
     @staticmethod
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:

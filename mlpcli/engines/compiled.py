@@ -218,8 +218,7 @@ class CompiledEngine(Engine):
 
     name = "compiled"
 
-    def use(self, train: Split) -> None:
-        super().use(train)
+    def prepare(self, train: Split) -> None:
         self.ink = InkPixels.of(train, usable_cpus(self.threads))
 
     @staticmethod
@@ -250,6 +249,7 @@ class CompiledEngine(Engine):
         return None
 
     def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
+        self.ready()
         threads = usable_cpus(self.threads)
         for rows in self.chunks(order):
             masks = None

@@ -282,8 +282,7 @@ class FastNumpyEngine(Engine):
 
     name = "numpy"
 
-    def use(self, train: Split) -> None:
-        super().use(train)
+    def prepare(self, train: Split) -> None:
         self.inked = InkOrder.of(train) if self.batch_size > 1 else None
 
     @staticmethod
@@ -319,6 +318,7 @@ class FastNumpyEngine(Engine):
     def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
         from threadpoolctl import threadpool_limits
 
+        self.ready()
         threads = blas_threads(self.model.layers, self.batch_size, self.threads)
         learning_rate = self.optimizer.learning_rate
         with (

@@ -25,6 +25,7 @@ class ReferenceEngine(Engine):
     def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:
         from threadpoolctl import threadpool_limits
 
+        self.ready()
         threads = blas_threads(self.model.layers, self.batch_size, self.threads)
         with threadpool_limits(threads, "blas"):
             for rows in self.chunks(order):
