@@ -869,8 +869,7 @@ def compare(checkpoints: tuple[Path, ...], out: Path | None, force: bool):
     loaded = [load_checkpoint(path) for path in checkpoints]
     abouts = [describe(c) for c in loaded]
     paths = [str(p) for p in checkpoints]
-    rows = comparison_rows(paths, abouts)
-    shown = [[_pct(v) if i in (6, 7) else str(v) for i, v in enumerate(row)] for row in rows]
+    shown = comparison_rows(paths, abouts)
     widths = [max(len(h), *(len(r[i]) for r in shown)) for i, h in enumerate(COMPARISON_HEADER)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(COMPARISON_HEADER, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in shown]

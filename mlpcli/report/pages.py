@@ -92,8 +92,9 @@ def _mistakes(test: dict, names: list[str]) -> str:
     )
 
 
-def comparison_rows(paths: list[str], abouts: list[dict]) -> list[tuple]:
-    """One row per run: what differs between runs is easiest to see in these columns."""
+def comparison_rows(paths: list[str], abouts: list[dict]) -> list[tuple[str, ...]]:
+    """One row of text per run, the columns of COMPARISON_HEADER: what differs between runs
+    is easiest to see in these."""
     rows = []
     for path, about in zip(paths, abouts, strict=True):
         options = about["options"]
@@ -103,14 +104,18 @@ def comparison_rows(paths: list[str], abouts: list[dict]) -> list[tuple]:
                 about["dataset"],
                 ",".join(map(str, about["layers"])),
                 options.get("optimizer", "sgd"),
-                about["epochs"],
-                about["best_epoch"],
-                about["validation_accuracy"],
-                about["test_accuracy"],
-                about["seconds"],
+                str(about["epochs"]),
+                str(about["best_epoch"]),
+                _percent(about["validation_accuracy"]),
+                _percent(about["test_accuracy"]),
+                str(about["seconds"]),
             )
         )
     return rows
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
 COMPARISON_HEADER = (
@@ -127,13 +132,7 @@ COMPARISON_HEADER = (
 
 
 def comparison_page(paths: list[str], abouts: list[dict], histories: list[list[dict]]) -> str:
-    rows = [
-        tuple(
-            f"{100 * v:.2f}%" if isinstance(v, float) and i in (6, 7) else v
-            for i, v in enumerate(row)
-        )
-        for row in comparison_rows(paths, abouts)
-    ]
+    rows = comparison_rows(paths, abouts)
     curves = [
         (path, [r.get("validation_accuracy") for r in history])
         for path, history in zip(paths, histories, strict=True)
