@@ -197,16 +197,16 @@ def ink_bright(gray: np.ndarray, marks: bool = True) -> np.ndarray:
     With `marks` (a digit, not an object that may fill the frame): the paper's slow
     shading is subtracted too when the border shows some (io/photo.py), and only the
     digit's marks are kept (_digit_marks): no specks, shadows or page edges."""
-    from .photo import shrunk
+    from .photo import dark_marks, shrunk
 
     # a photo's digit ends up 20 px tall: a 12-megapixel one need not be looked at whole
     gray = shrunk(gray, WORKING_SIDE)  # the caller's boxes scale by shape ratios
     border = _border(gray)
     paper = _median(border)
-    light_paper = _light_paper(gray)
+    shaded = marks and _shading(gray) > SHADED
+    light_paper = dark_marks(gray) if shaded else _light_paper(gray)
     if light_paper:
         gray, border, paper = 1 - gray, 1 - border, 1 - paper
-    shaded = marks and _shading(gray) > SHADED
     if shaded:  # uneven light or a shadow: the paper is not one shade
         gray, border = _without_shading(gray, light_paper)
         paper = 0.0

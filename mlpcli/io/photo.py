@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-BACKGROUND_CELLS = 48  # the shading is estimated on a grid this many cells along the long side
-OPENING_CELLS = 5  # an opening this wide (in cells) erases strokes, keeps shading and shadows
+# An opening over squares this share of the long side wide erases strokes and keeps shading
+# and shadows; the polarity of the marks is read with squares of POLARITY_SHARE, narrower, so
+# that a table's strip around a tilted page (darker, wider) does not count as marks.
+OPENING_SHARE = 0.1
+POLARITY_SHARE = 0.05
 
 
 def sliding(values: np.ndarray, size: int, reduce, axis: int) -> np.ndarray:
     """reduce (np.minimum or np.maximum) over a window of `size` centred on each element
-    along `axis`, the edges repeated: a 1-D rank filter as `size` whole-array operations."""
-    half = size // 2
-    padded = np.pad(
-        values, [(half, half) if a == axis else (0, 0) for a in range(values.ndim)], "edge"
-    )
-    out = np.take(padded, range(0, values.shape[axis]), axis=axis)
-    for shift in range(1, size):
-        reduce(out, np.take(padded, range(shift, shift + values.shape[axis]), axis=axis), out=out)
-    return out
+    along `axis`, the edges repeated: a 1-D rank filter in about 2 log2(size) whole-array
+    operations, by windows doubled in width (1, 2, 4, ...) and two that overlap at the end."""
+    n, half = values.shape[axis], size // 2
+    window = np.moveaxis(values, axis, 0)
+    window = np.concatenate([window[:1]] * half + [window] + [window[-1:]] * (size - 1 - half))
+    width = 1  # window[i]: the reduce of the padded values i .. i + width - 1
+    while 2 * width <= size:
+        window = reduce(window[:-width], window[width:])
+        width *= 2
+    return np.moveaxis(reduce(window[:n], window[size - width : size - width + n]), 0, axis)
 
 
 def grown(mask: np.ndarray, reach: int) -> np.ndarray:
@@ -48,21 +52,32 @@ def shrunk(gray: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX), dtype=np.float32)
 
 
-def background(gray: np.ndarray) -> np.ndarray:
-    """The paper's shade under the ink, (h, w): a morphological opening (min, then max)
-    on a coarse grid, which erases marks narrower than OPENING_CELLS cells (strokes) and
-    keeps what is wider (uneven light, a shadow), smoothed and resized back."""
-    from PIL import Image
-
-    h, w = gray.shape
-    opened = shrunk(gray, BACKGROUND_CELLS)
-    for reduce in (np.minimum, np.maximum):
+def _opening(gray: np.ndarray, share: float, closing: bool = False) -> np.ndarray:
+    """The morphological opening of `gray` (min, then max) over squares `share` of its long
+    side wide (at least 3 px), or with `closing` its closing (max, then min)."""
+    size = max(3, round(share * max(gray.shape))) | 1
+    out = gray
+    for reduce in (np.maximum, np.minimum) if closing else (np.minimum, np.maximum):
         for axis in (0, 1):
-            opened = sliding(opened, OPENING_CELLS, reduce, axis)
-    smooth = np.asarray(
-        Image.fromarray(opened.astype(np.float32)).resize((w, h), Image.Resampling.BILINEAR)
-    )
-    return smooth
+            out = sliding(out, size, reduce, axis)
+    return out
+
+
+def background(gray: np.ndarray) -> np.ndarray:
+    """The paper's shade under the ink, (h, w): the opening over squares OPENING_SHARE of
+    the long side wide, which erases marks narrower than that (strokes) and keeps what is
+    wider (uneven light, a shadow) with its edges sharp, as an opening keeps steps."""
+    return _opening(gray, OPENING_SHARE)
+
+
+def dark_marks(gray: np.ndarray) -> bool:
+    """Whether the marks narrower than POLARITY_SHARE of the long side are darker than what
+    is around them (pen on paper) rather than lighter (chalk on a board): which of the two
+    top-hats, the closing less the image or the image less the opening, holds more. Unlike
+    the median shade, this is not swayed by a shadow over most of the page."""
+    opened = _opening(gray, POLARITY_SHARE)
+    closed = _opening(gray, POLARITY_SHARE, closing=True)
+    return float((closed - gray).sum()) > float((gray - opened).sum())
 
 
 def otsu(values: np.ndarray, bins: int = 256) -> float:
