@@ -52,6 +52,29 @@ def test_ink_on_paper_scaled_and_off_centre_comes_out_like_mnist():
     assert np.abs(prepared.pixels - expected).mean() < 0.05
 
 
+@pytest.mark.parametrize("pen", [3, 6, 60])  # a fine pen on clean paper, a marker
+def test_strokes_far_thinner_or_bolder_than_mnist_come_out_nearer_its_width(pen):
+    from PIL import ImageDraw
+
+    from mlpcli.io.image import STROKE, ink_bright, scale_to_box, stroke_width
+
+    image = Image.new("L", (300, 320), 230)
+    ImageDraw.Draw(image).line([(90, 60), (210, 60), (130, 260)], fill=30, width=pen)
+    gray = np.asarray(image, np.float32) / 255
+    as_drawn = stroke_width(scale_to_box(ink_bright(gray)))
+    evened = stroke_width(prepare_array(gray).pixels)
+    assert not 1.2 < as_drawn < 3.0  # MNIST's middle 80% lie within 1.36-2.59 px
+    assert 1.3 < evened < 2.9 and abs(evened - STROKE) < abs(as_drawn - STROKE) / 2
+
+
+def test_stroke_width_of_a_bar_is_its_width():
+    from mlpcli.io.image import stroke_width
+
+    bar = np.zeros((40, 60), np.float32)
+    bar[10:14, 5:55] = 1.0  # 4 px wide, 50 long: 2 * 200 / (2 * 50 + 2 * 4)
+    assert stroke_width(bar) == pytest.approx(400 / 108)
+
+
 def test_files_of_every_common_kind_give_the_same_input(tmp_path):
     paper = _paper_version(_mnist_like_digit(), scale=4)
     ink = (paper * 255).astype(np.uint8)

@@ -31,6 +31,8 @@ WORKING_SIDE = 512  # px: larger photos are shrunk to this before the ink is loo
 THIN_LINES = 200  # in a photo, lines thinner than its shorter side / this are not strokes
 SPECK_SHARE = 0.1  # a mark under this share of the largest one's area may be a speck...
 SPECK_REACH = 0.1  # ...and is one when further than this share of the digit's size from it
+STROKE = 1.9  # px: a typical MNIST stroke's width in its BOX px box (docs/predict.md)
+STROKE_SPREAD = 1.5  # strokes within this factor of STROKE are left as they are
 
 
 # The decoders Pillow may use: plain raster formats decoded in-process. Others are refused
@@ -246,6 +248,8 @@ def _light_paper(gray: np.ndarray) -> bool:
     middle = _median(sample)
     ordered = np.sort(sample)
     darkest, brightest = ordered[len(ordered) // 100], ordered[-1 - len(ordered) // 100]
+    if darkest == brightest:  # a thin line on clean paper is under a hundredth of it
+        darkest, brightest = ordered[0], ordered[-1]
     return middle - darkest > brightest - middle
 
 
@@ -355,7 +359,48 @@ def prepare_array(
         return PreparedImage(np.zeros(shape, dtype=np.float32), has_digit=False)
     if how == "objects":
         return PreparedImage(_fit_object(ink, shape), has_digit=True)
-    return PreparedImage(center_by_mass(scale_to_box(ink)), has_digit=True)
+    return PreparedImage(digit_input(ink), has_digit=True)
+
+
+def digit_input(ink: np.ndarray) -> np.ndarray:
+    """A digit's ink (bright, paper 0) -> the network's 28x28 input, as MNIST was made."""
+    return center_by_mass(scale_to_box(_even_strokes(ink)))
+
+
+def stroke_width(pixels: np.ndarray) -> float:
+    """The width of the strokes of a digit (ink bright, 0..1), px: 2 area / perimeter of the
+    pixels above half the brightest (a stroke w wide and l long: 2wl / 2l)."""
+    solid = pixels > 0.5 * pixels.max()
+    perimeter = (solid[1:] != solid[:-1]).sum() + (solid[:, 1:] != solid[:, :-1]).sum()
+    return float(2 * solid.sum() / max(perimeter, 1))
+
+
+def _even_strokes(ink: np.ndarray) -> np.ndarray:
+    """`ink` with its strokes eroded or dilated (min or max over a square) to about
+    MNIST's width, STROKE px in a BOX px box, when they are further than STROKE_SPREAD
+    times from it: a bold or hairline font, a marker or a fine pen would otherwise reach the
+    network thicker or thinner than any digit it learned. The width is measured on the
+    sharp ink, before it is scaled into the box and blurred. A digit near MNIST's own size, or an
+    image from MNIST itself, is left as it is."""
+    from .photo import sliding
+
+    rows, cols = np.nonzero(ink)
+    size = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    if size < 2 * BOX:
+        return ink
+    width = stroke_width(ink) * BOX / size  # as it would be in the box
+    if width > STROKE * STROKE_SPREAD:
+        reach, reduce = int((width - STROKE) / 2 * size / BOX), np.minimum
+    elif width < STROKE / STROKE_SPREAD:
+        reach, reduce = int((STROKE - width) / 2 * size / BOX), np.maximum
+    else:
+        return ink
+    if reach < 1:
+        return ink
+    evened = ink
+    for axis in (0, 1):
+        evened = sliding(evened, 2 * reach + 1, reduce, axis)
+    return evened if evened.any() else ink
 
 
 def _fit_object(ink: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .image import PreparedImage, center_by_mass, ink_bright, scale_to_box
+from .image import PreparedImage, digit_input, ink_bright
 from .photo import label_components
 
 OVERLAP = 0.5  # share of the narrower mark's width two marks must share along x to be one
@@ -56,7 +56,7 @@ def digit_marks(gray: np.ndarray) -> list[DigitMark]:
             int(np.ceil(x1 * scale_x)),
             int(np.ceil(y1 * scale_y)),
         )
-        pixels = center_by_mass(scale_to_box(digit))
+        pixels = digit_input(digit)
         marks.append(DigitMark(PreparedImage(pixels, has_digit=True), box))
     return marks
 
