@@ -8,7 +8,6 @@ is read where it is (gzipped or not), checked for consistency, and never cached.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +170,8 @@ def load_dataset(
             continue
         if dataset.folder is not None:
             raw = _read_folder_file(dataset.folder, name)
+            import hashlib  # here: `mlp predict` never needs it
+
             dataset.sha256[key] = hashlib.sha256(raw).hexdigest()
         else:
             raw = _cached_or_downloaded(

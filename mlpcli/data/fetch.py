@@ -7,8 +7,6 @@ temporary file first and is moved into place only once verified.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import io
 import os
 import re
@@ -75,6 +73,8 @@ def decompress(data: bytes, source: str, limit: int = MAX_IDX_BYTES) -> bytes | 
         )
     out = bytearray(size)
     try:
+        import gzip  # here, as hashlib below: `mlp predict` never needs them
+
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
             filled, view = 0, memoryview(out)
             while filled < size and (count := stream.readinto(view[filled:])):
@@ -87,6 +87,8 @@ def decompress(data: bytes, source: str, limit: int = MAX_IDX_BYTES) -> bytes | 
 
 
 def _verified(raw: bytes, sha256: str, source: str) -> bytes:
+    import hashlib
+
     digest = hashlib.sha256(raw).hexdigest()
     if digest != sha256:
         raise DataError(f"{source} has SHA-256 {digest[:16]}…, expected {sha256[:16]}…")

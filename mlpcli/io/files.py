@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,6 +46,8 @@ def atomic_write(target: Path, replace: bool = True) -> Iterator[AtomicFile]:
     Raises OSError when the folder is not writable, before anything else happens.
     """
     target = Path(target)
+    import tempfile  # here: a tenth of `mlp predict`'s imports, and it writes nothing
+
     handle = tempfile.NamedTemporaryFile(
         dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
     )

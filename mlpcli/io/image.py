@@ -104,35 +104,21 @@ def read_grayscale(path: str | Path | bytes) -> np.ndarray:
     """Image file (or its bytes) -> (h, w) float32 in [0, 1], 0 = black. Transparency is
     composited over white paper; the first frame of an animation is used; EXIF rotation is
     applied."""
-    # open() looks each of IMAGE_FORMATS up among the registered plugins, and loads all
-    # forty of Pillow's (Image.init: a third of `mlp predict`'s time) when one is missing:
-    # the seven are imported here, which registers them
-    from PIL import (  # noqa: F401
-        BmpImagePlugin,
-        GifImagePlugin,
-        Image,
-        ImageOps,
-        JpegImagePlugin,
-        PngImagePlugin,
-        PpmImagePlugin,
-        TiffImagePlugin,
-        UnidentifiedImageError,
-        WebPImagePlugin,
-    )
+    from PIL import Image, UnidentifiedImageError
 
     source = path
     if isinstance(path, bytes):
         source, path = io.BytesIO(path), "the image"
     elif not is_regular_file(path):
         raise ImageError(f"{path} is not a regular file (a FIFO, device or folder); give an image")
+    formats = _plugins_for(source.getvalue() if isinstance(source, io.BytesIO) else path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source, formats=IMAGE_FORMATS) as image:
+            with Image.open(source, formats=formats) as image:
                 _refuse_large(path, image.size)  # from the header: nothing is decoded yet
                 image.seek(0)
-                image = ImageOps.exif_transpose(image)
-                return _to_gray(image)
+                return _to_gray(_upright(image))
     except ImageError:
         raise
     except FileNotFoundError:
@@ -155,6 +141,50 @@ def read_grayscale(path: str | Path | bytes) -> np.ndarray:
     except Exception as exc:  # a decoder's error on a hostile or odd file, whatever its type
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
         raise ImageError(f"{path} cannot be decoded ({reason}); is it truncated?") from None
+
+
+# Each format's first bytes, so that only its decoder is imported (all seven cost as much
+# as the rest of `mlp predict`'s work); a file that matches none is offered to all seven.
+MAGIC = (
+    (b"\x89PNG", "PNG", "PngImagePlugin"),
+    (b"\xff\xd8\xff", "JPEG", "JpegImagePlugin"),
+    (b"GIF8", "GIF", "GifImagePlugin"),
+    (b"BM", "BMP", "BmpImagePlugin"),
+    (b"II*\x00", "TIFF", "TiffImagePlugin"),
+    (b"MM\x00*", "TIFF", "TiffImagePlugin"),
+    (b"RIFF", "WEBP", "WebPImagePlugin"),
+)
+PLUGINS = {name: plugin for _, name, plugin in MAGIC} | {"PPM": "PpmImagePlugin"}
+
+
+def _plugins_for(path: str | Path | bytes) -> tuple[str, ...]:
+    """The formats Image.open may try on `path`, their plugins imported (which registers
+    them: open() would otherwise load all forty of Pillow's, EPS's among them): the one its
+    first bytes name, or all of IMAGE_FORMATS."""
+    import importlib
+
+    try:
+        if isinstance(path, bytes):
+            prefix = path[:8]
+        else:
+            with open(path, "rb") as file:
+                prefix = file.read(8)
+    except OSError:
+        prefix = b""  # open() below says what is wrong
+    formats = [name for magic, name, _ in MAGIC if prefix.startswith(magic)][:1]
+    formats = formats or list(IMAGE_FORMATS)
+    for name in formats:
+        importlib.import_module(f"PIL.{PLUGINS[name]}")
+    return tuple(formats)
+
+
+def _upright(image):
+    """The image turned as its EXIF orientation says (a phone's photo held sideways)."""
+    if image.getexif().get(0x0112, 1) in (1, None):  # ImageOps costs a tenth of a predict
+        return image
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(image)
 
 
 def _refuse_large(path: str | Path, size: tuple[int, int]) -> None:
