@@ -41,7 +41,7 @@ def test_the_reference_math_imports_nothing_from_the_engines_or_above():
 
 def test_only_the_cli_imports_click():
     for path in PACKAGE.rglob("*.py"):
-        if path.name != "cli.py":
+        if path.parent.name != "cli":
             assert "click" not in imported_modules(path), path
 
 
@@ -68,3 +68,44 @@ def test_the_cli_loads_no_engine_until_training():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_predict_loads_neither_the_training_code_nor_the_downloads(tmp_path):
+    """`mlp predict`'s command and the prediction code import no more than predicting needs:
+    each command's module is loaded when it runs (mlpcli/cli/__init__.py), and only the
+    image's own decoder is (io/image.py)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from mlpcli.io.checkpoint import save_checkpoint
+    from mlpcli.nn.model import MLP
+
+    digit = np.full((30, 30), 255, np.uint8)
+    digit[5:25, 12:16] = 0
+    Image.fromarray(digit).save(tmp_path / "digit.png")
+    network = MLP.initialize([784, 8, 10], np.random.default_rng(0), "relu", "he-normal", "mse")
+    meta = {"normalization": {"mean": 0.13, "std": 0.31}, "dataset": "mnist"}
+    save_checkpoint(tmp_path / "c.npz", network, meta)
+    unneeded = ("mlpcli.api", "mlpcli.cli.train", "mlpcli.cli.options", "mlpcli.data.fetch")
+    unneeded += ("mlpcli.data.augment", "mlpcli.data.datasets", "mlpcli.report", "hashlib")
+    unneeded += ("tempfile", "gzip", "PIL.JpegImagePlugin", "PIL.TiffImagePlugin")
+    code = (
+        "import sys\n"
+        "started = set(sys.modules)\n"  # what the interpreter's site loaded is not ours
+        "from mlpcli.cli import cli\n"
+        "try:\n"
+        "    cli(['predict', sys.argv[1], '--checkpoint', sys.argv[2]])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        f"print(sorted(m for m in set(sys.modules) - started if m.startswith({unneeded!r})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "digit.png"), str(tmp_path / "c.npz")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.splitlines()[-1] == "[]"  # after the prediction

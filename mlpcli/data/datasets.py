@@ -67,10 +67,6 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
-# How `mlp predict` turns a photo into the network's input (io/image.py): "digits" as MNIST
-# was made (the ink fitted into 20x20, centred by mass in 28x28), "objects" as Fashion-MNIST
-# was (trimmed, the longer side fitted to the image, centred)
-PREPARATIONS = ("digits", "objects")
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ class Dataset:
     mirrors: tuple[str, ...] = ()
     class_names: tuple[str, ...] | None = None  # None: "0", "1", ... as many as labels
     folder: Path | None = None  # where a folder dataset's files are
-    preparation: str = "objects"  # one of PREPARATIONS
+    preparation: str = "objects"  # one of io.image.PREPARATIONS
     image_shape: tuple[int, int] | None = None  # (h, w) when known before reading the files
     sha256: dict[str, str] = field(default_factory=dict)  # a folder's files, once read
 

@@ -69,7 +69,7 @@ class Checkpoint:
 
     @property
     def preparation(self) -> str:
-        """How predict prepares an image for this network (data.datasets.PREPARATIONS)."""
+        """How predict prepares an image for this network (io.image.PREPARATIONS)."""
         return self.meta.get("preparation", "digits")
 
 
@@ -195,7 +195,7 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
 
 def _check_dataset(path: Path, meta: dict, layers: list[int]) -> None:
     """What predict and evaluate read of the data trained on must fit the network."""
-    from ..data.datasets import PREPARATIONS
+    from .image import PREPARATIONS
 
     if not isinstance(meta.get("dataset", "mnist"), str):
         raise _bad(path, "'dataset' must be a name or a folder's path")

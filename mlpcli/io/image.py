@@ -21,6 +21,10 @@ import numpy as np
 from ..errors import ImageError
 from .files import is_regular_file
 
+# How `mlp predict` turns a photo into the network's input: "digits" as MNIST was made (the
+# ink fitted into 20x20, centred by mass in 28x28), "objects" as Fashion-MNIST was (trimmed,
+# the longer side fitted to the image, centred)
+PREPARATIONS = ("digits", "objects")
 FIELD = 28  # output side, px
 BOX = 20  # longer side of the ink after scaling, px
 MIN_CONTRAST = 0.1  # ink that differs from the paper by less than this is not a digit

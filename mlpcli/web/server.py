@@ -84,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) != int(length) or not body:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "the body is empty or cut short"})
             return
-        from ..api import predict_images
+        from ..prediction import predict_images
 
         try:
             (answer,) = predict_images(self.server.checkpoint, [body], ["POST /predict"])
