@@ -75,6 +75,21 @@ def test_stroke_width_of_a_bar_is_its_width():
     assert stroke_width(bar) == pytest.approx(400 / 108)
 
 
+def test_a_photo_held_sideways_is_turned_as_its_exif_says(tmp_path):
+    upright = np.full((120, 100), 240, np.uint8)
+    upright[20:30, 20:80] = 20  # a seven: its bar, then its stroke down to the left
+    for row in range(30, 100):
+        upright[row, 70 - (row - 30) // 2 - 5 : 70 - (row - 30) // 2 + 5] = 20
+    stored = np.rot90(upright).copy()  # as the camera stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to view
+    Image.fromarray(stored).save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    Image.fromarray(stored).save(tmp_path / "no-exif.jpg", quality=95)
+    expected = prepare_array(upright.astype(np.float32) / 255).pixels
+    assert np.abs(prepare_image(tmp_path / "sideways.jpg").pixels - expected).mean() < 0.01
+    assert np.abs(prepare_image(tmp_path / "no-exif.jpg").pixels - expected).mean() > 0.05
+
+
 def test_files_of_every_common_kind_give_the_same_input(tmp_path):
     paper = _paper_version(_mnist_like_digit(), scale=4)
     ink = (paper * 255).astype(np.uint8)
@@ -85,8 +100,14 @@ def test_files_of_every_common_kind_give_the_same_input(tmp_path):
     Image.fromarray(np.stack([ink] * 3, axis=2)).save(tmp_path / "rgb.jpg", quality=90)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     Image.fromarray(ink).convert("P").save(tmp_path / "palette.gif")
+    Image.fromarray(ink).save(tmp_path / "gray.bmp")
+    Image.fromarray(ink).save(tmp_path / "gray.tif")
+    Image.fromarray(ink).save(tmp_path / "gray.webp", lossless=True)
+    Image.fromarray(ink).save(tmp_path / "gray.pgm")  # no first bytes of its own to sniff
+    (tmp_path / "misnamed.jpg").write_bytes((tmp_path / "gray.png").read_bytes())
     reference = prepare_image(tmp_path / "gray.png").pixels
-    for name in ("rgb.jpg", "rgba.png", "palette.gif"):
+    kinds = ("rgb.jpg", "rgba.png", "palette.gif", "gray.bmp", "gray.tif", "gray.webp")
+    for name in (*kinds, "gray.pgm", "misnamed.jpg"):
         assert np.abs(prepare_image(tmp_path / name).pixels - reference).mean() < 0.03, name
 
 
