@@ -88,7 +88,8 @@ class NumberReading:
 
 def read_number(checkpoint: Checkpoint, path: str | Path | bytes, name: str = "") -> NumberReading:
     """The row of digits in an image, each classified as predict_images does one
-    (io/number.py); no digits for an image with no ink."""
+    (io/number.py); no digits for an image with no ink. A mark as wide as digits that
+    touch is cut where the network reads both sides more surely than the whole."""
     from .io.image import read_grayscale
     from .io.number import digit_marks
 
@@ -100,8 +101,33 @@ def read_number(checkpoint: Checkpoint, path: str | Path | bytes, name: str = ""
     name = name or str(path)
     if not marks:
         return NumberReading(name, [], [])
+    tallest = max(mark.ink.shape[0] for mark in marks)
+    marks = [part for mark in marks for part in _digits_in(checkpoint, mark, tallest)]
     digits = _predictions(checkpoint, [name] * len(marks), [m.image for m in marks])
     return NumberReading(name, digits, [m.box for m in marks])
+
+
+def _digits_in(checkpoint: Checkpoint, mark, tallest: int) -> list:
+    """`mark` as one digit, or as the digits its best cut makes (each side cut again in
+    turn): when the network is surer of both sides (the product of their probabilities)
+    than of the whole, or when the mark is too wide to be one digit."""
+    from .io.number import TOO_WIDE, cut, cut_columns
+
+    pairs = [cut(mark, column) for column in cut_columns(mark, tallest)]
+    if not pairs:
+        return [mark]
+    sureness = _sureness(checkpoint, [mark, *(side for pair in pairs for side in pair)])
+    whole, sides = sureness[0], sureness[1:].reshape(len(pairs), 2).prod(axis=1)
+    if sides.max() <= whole and mark.ink.shape[1] <= TOO_WIDE * tallest:
+        return [mark]
+    left, right = pairs[int(sides.argmax())]
+    return [*_digits_in(checkpoint, left, tallest), *_digits_in(checkpoint, right, tallest)]
+
+
+def _sureness(checkpoint: Checkpoint, marks: list) -> np.ndarray:
+    """The network's probability of its answer for each mark's image."""
+    pixels = np.stack([mark.image.pixels for mark in marks]) * 255
+    return _probabilities(checkpoint, pixels).max(axis=1)
 
 
 def _probabilities(checkpoint: Checkpoint, pixels: np.ndarray) -> np.ndarray:

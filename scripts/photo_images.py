@@ -14,6 +14,7 @@ draws its own digits):
   typed         a digit in a font, random size and place, on slightly noisy paper
   hand-number   2 to 6 MNIST test digits side by side, a scan of them
   typed-number  2 to 6 digits typed in a font
+  touching-number  2 to 4 MNIST test digits that touch or overlap (-3 to 0 px apart)
 """
 
 from __future__ import annotations
@@ -133,20 +134,24 @@ def typed(text: str, font, rng: np.random.Generator, path: Path) -> Path:
     return path.with_suffix(".png")
 
 
-def hand_number(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """MNIST digits side by side: each cropped to its ink, gaps of 3-10 px, a little vertical
-    jitter, then scaled 3-6x: the ink of a handwritten number."""
+def hand_number(digits: list[np.ndarray], rng: np.random.Generator, gaps=(3, 11)) -> np.ndarray:
+    """MNIST digits side by side: each cropped to its ink, `gaps` px apart (negative: they
+    overlap, and their strokes cross), a little vertical jitter, then scaled 3-6x: the ink of
+    a handwritten number."""
     pieces = []
     for digit in digits:
         cols = np.flatnonzero(digit.max(axis=0) > 0)
         pieces.append(digit[:, cols.min() : cols.max() + 1])
-    row = [np.zeros((34, int(rng.integers(3, 8))), np.uint8)]
+    lead = int(rng.integers(3, 8))
+    places, x = [], lead  # each piece's (shift down, x), in the order the draws were made
     for piece in pieces:
-        shift = int(rng.integers(0, 7))
-        column = np.zeros((34, piece.shape[1]), np.uint8)
-        column[shift : shift + 28] = piece
-        row += [column, np.zeros((34, int(rng.integers(3, 11))), np.uint8)]
-    strip = np.concatenate(row, axis=1)
+        places.append((int(rng.integers(0, 7)), x))
+        x += piece.shape[1] + int(rng.integers(*gaps))
+    width = max(p[1] + piece.shape[1] for p, piece in zip(places, pieces, strict=True))
+    strip = np.zeros((34, max(x, width + 3)), np.uint8)
+    for piece, (shift, left) in zip(pieces, places, strict=True):
+        window = strip[shift : shift + 28, left : left + piece.shape[1]]
+        np.maximum(window, piece, out=window)
     scale = rng.uniform(3, 6)
     size = (int(strip.shape[1] * scale), int(strip.shape[0] * scale))
     big = Image.fromarray(strip).resize(size, Image.Resampling.BICUBIC)
@@ -161,7 +166,7 @@ def make(out: Path, count: int, seed: int, data_dir=None) -> dict[str, list]:
     images, labels = mnist["test-images"], mnist["test-labels"]
     chosen = rng.choice(len(labels), size=count, replace=False)
     made: dict[str, list] = {"scan": [], "photo": [], "typed": []}
-    made |= {"hand-number": [], "typed-number": []}
+    made |= {"hand-number": [], "typed-number": [], "touching-number": []}
     for n, i in enumerate(chosen):
         ink = ink_of(images[i], rng, int(28 * rng.uniform(3, 8)))
         made["scan"].append((scan(place(ink, rng), rng, out / f"scan-{n}"), int(labels[i])))
@@ -180,6 +185,11 @@ def make(out: Path, count: int, seed: int, data_dir=None) -> dict[str, list]:
         number = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 7))))
         font = fonts[int(rng.integers(0, len(fonts)))]
         made["typed-number"].append((typed(number, font, rng, out / f"typed-number-{n}"), number))
+    for n in range(count // 2):  # made after the others, so that their images stay as they were
+        picks = rng.choice(len(labels), size=int(rng.integers(2, 5)), replace=False)
+        ink = hand_number([images[i] for i in picks], rng, gaps=(-3, 1))
+        path = scan(place(ink, rng, (1.15, 1.5)), rng, out / f"touching-number-{n}")
+        made["touching-number"].append((path, "".join(str(labels[i]) for i in picks)))
     return made
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mlpcli.cli import cli
 from mlpcli.io.image import prepare_array
-from mlpcli.io.number import digit_marks
+from mlpcli.io.number import cut, cut_columns, digit_marks
 from mlpcli.io.photo import dark_marks, label_components, otsu, sliding
 
 SEVEN = np.zeros((28, 28), np.float32)
@@ -142,6 +142,24 @@ def test_a_broken_stroke_is_one_digit():
     assert len(digit_marks(page(broken))) == 1
 
 
+def test_a_mark_as_wide_as_two_digits_is_offered_cuts_where_its_ink_is_least():
+    one = np.zeros((28, 28), np.float32)
+    one[4:24, 13:16] = 1.0
+    twins = np.concatenate([SEVEN[:, 4:22], SEVEN[:, 4:22]], axis=1)
+    twins[5, 14:24] = 1.0  # a thin stroke joins the bars of two sevens
+    (mark,) = digit_marks(page(twins, scale=4, at=(40, 30), size=(200, 260)))
+    columns = cut_columns(mark, mark.ink.shape[0])
+    assert columns and all(0 < c < mark.ink.shape[1] for c in columns)
+    ink_by_column = mark.ink.sum(axis=0)
+    assert ink_by_column[columns[0]] == ink_by_column[columns].min()
+    left, right = cut(mark, columns[0])
+    assert left.box[0] == mark.box[0] and right.box[2] == mark.box[2]
+    assert left.box[2] <= right.box[0] + 1  # side by side, each cropped to its ink
+    assert close_to(left.image.pixels, right.image.pixels) < 0.05  # two sevens
+    (single,) = digit_marks(page(one, scale=4))
+    assert cut_columns(single, single.ink.shape[0]) == []  # no wider than a digit
+
+
 @pytest.fixture
 def trained(tmp_path, real_mnist, monkeypatch):
     monkeypatch.setenv("MLP_DATA_DIR", str(real_mnist))
@@ -182,3 +200,37 @@ def test_predict_number_reads_mnist_digits_written_in_a_row(trained, real_mnist,
     )
     assert blank.exit_code == 0 and json.loads(blank.stdout)["number"] == ""
     assert "holds no digits" in blank.stderr
+
+
+def _png(reflectance: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray((255 * reflectance).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.e2e
+def test_digits_that_touch_are_cut_apart_and_apart_ones_are_not(trained, real_mnist):
+    from mlpcli import load_checkpoint, load_mnist
+    from mlpcli.io.image import read_grayscale
+    from mlpcli.prediction import read_number
+
+    test = load_mnist(real_mnist, progress=False, parts=("test",))
+    images, labels = test["test-images"], test["test-labels"]
+    checkpoint = load_checkpoint(trained)
+    joined = joined_right = apart_right = 0
+    for i in range(0, 40, 2):
+        a, b = (images[k][:, images[k].max(axis=0) > 0] / 255 for k in (i, i + 1))
+        both = np.zeros((28, a.shape[1] + b.shape[1] - 1), np.float32)  # sharing a column
+        both[:, : a.shape[1]] = a
+        np.maximum(both[:, a.shape[1] - 1 :], b, out=both[:, a.shape[1] - 1 :])
+        touching = _png(page(both, scale=4, size=(200, 300)))
+        if len(digit_marks(read_grayscale(touching))) == 1:
+            joined += 1
+            truth = f"{labels[i]}{labels[i + 1]}"
+            joined_right += read_number(checkpoint, touching).number == truth
+        apart = np.concatenate([a, np.zeros((28, 6)), b], axis=1).astype(np.float32)
+        apart_right += len(read_number(checkpoint, _png(page(apart, scale=4))).digits) == 2
+    assert apart_right == 20  # none cut, none lost
+    assert joined >= 8 and joined_right >= 3  # uncut, a joined pair reads as one digit

@@ -3,8 +3,10 @@
 The marks the ink finder keeps (io/image.py: the paper's shading, noise, specks and
 shadows removed) are split into 8-connected components; components that overlap along x by
 half the narrower one's width are one digit (the pieces of a broken stroke, a 5's detached
-bar), and each digit goes through the same steps as a single one. Digits that touch are
-not split: they come out as one (wider) mark, and the reading is then short a digit.
+bar), and each digit goes through the same steps as a single one. Digits that touch come
+out as one wider mark; cut_columns offers where such a mark may be cut in two, and the
+reader (prediction.read_number) keeps a cut when the network reads both sides as digits
+more surely than the whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from .image import PreparedImage, digit_input, ink_bright
 from .photo import label_components
 
 OVERLAP = 0.5  # share of the narrower mark's width two marks must share along x to be one
+# A mark wider than WIDE times the tallest digit's height may be digits that touch; one wider
+# than TOO_WIDE times it is cut even when the network reads it whole surely (MNIST's digits
+# are at most 1.25 times as wide as high, 99 in 100 of them: docs/predict.md)
+WIDE = 1.15
+TOO_WIDE = 1.3
+CUTS = 6  # the columns of least ink tried as cuts, at most
+PART_SHARE = 0.2  # each side of a cut is at least this share of the tallest digit's height wide
 LOW_SHARE = 0.4  # a mark shorter than this share of the tallest digit is no digit (a speck)
 SPECK_SHARE = 0.03  # a mark under this share of the largest one's area is a speck of dirt
 
@@ -25,6 +34,25 @@ SPECK_SHARE = 0.03  # a mark under this share of the largest one's area is a spe
 class DigitMark:
     image: PreparedImage  # the 28x28 input
     box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the image's pixels, x1, y1 past
+    ink: np.ndarray  # the mark's ink, cropped to it, at the size the marks were found at
+    at: tuple[int, int, float, float]  # where `ink` starts (x, y) there, and the scale to the image
+
+
+def _mark(ink: np.ndarray, x0: int, y0: int, scale_x: float, scale_y: float) -> DigitMark:
+    """The DigitMark of `ink`, cropped to its ink, found at (x0, y0) of an image scaled by
+    (scale_x, scale_y) from the original's pixels."""
+    rows, cols = np.nonzero(ink)
+    top, left = int(rows.min()), int(cols.min())
+    ink = ink[top : rows.max() + 1, left : cols.max() + 1]
+    x0, y0 = x0 + left, y0 + top
+    box = (
+        int(x0 * scale_x),
+        int(y0 * scale_y),
+        int(np.ceil((x0 + ink.shape[1]) * scale_x)),
+        int(np.ceil((y0 + ink.shape[0]) * scale_y)),
+    )
+    image = PreparedImage(digit_input(ink), has_digit=True)
+    return DigitMark(image, box, ink, (x0, y0, scale_x, scale_y))
 
 
 def digit_marks(gray: np.ndarray) -> list[DigitMark]:
@@ -50,15 +78,41 @@ def digit_marks(gray: np.ndarray) -> list[DigitMark]:
         belongs = np.zeros(count + 1, bool)
         belongs[members] = True
         digit = np.where(belongs[labels], ink, 0)[y0:y1, x0:x1]
-        box = (
-            int(x0 * scale_x),
-            int(y0 * scale_y),
-            int(np.ceil(x1 * scale_x)),
-            int(np.ceil(y1 * scale_y)),
-        )
-        pixels = digit_input(digit)
-        marks.append(DigitMark(PreparedImage(pixels, has_digit=True), box))
+        marks.append(_mark(digit, x0, y0, scale_x, scale_y))
     return marks
+
+
+def cut_columns(mark: DigitMark, tallest: int) -> list[int]:
+    """Where a mark wider than WIDE times `tallest` (the tallest digit's height) may be two
+    digits that touch: up to CUTS columns of least ink, each leaving PART_SHARE of `tallest`
+    on both sides and apart from the others by half that (of equal ink, the one nearer the
+    middle first); none for a mark no wider than a digit."""
+    width = mark.ink.shape[1]
+    margin = max(1, round(PART_SHARE * tallest))
+    if width <= WIDE * tallest or width <= 2 * margin:
+        return []
+    columns = np.arange(width)
+    # ink, and a tie-break by distance to the middle too small to outweigh any ink
+    cost = mark.ink.sum(axis=0) + np.abs(columns - width / 2) / (4 * width**2)
+    cost[:margin] = cost[width - margin :] = np.inf
+    chosen: list[int] = []
+    for _ in range(CUTS):  # a few picks, each a whole-array argmin
+        column = int(np.argmin(cost))
+        if not np.isfinite(cost[column]):
+            break
+        chosen.append(column)
+        cost[max(0, column - margin // 2) : column + margin // 2 + 1] = np.inf
+    return chosen
+
+
+def cut(mark: DigitMark, column: int) -> tuple[DigitMark, DigitMark]:
+    """The two marks left and right of `column` (both with ink: cut_columns' columns)."""
+    x0, y0, scale_x, scale_y = mark.at
+    left, right = mark.ink[:, :column], mark.ink[:, column:]
+    return (
+        _mark(left, x0, y0, scale_x, scale_y),
+        _mark(right, x0 + column, y0, scale_x, scale_y),
+    )
 
 
 def _merged_along_x(boxes: list[list]) -> list[list]:
