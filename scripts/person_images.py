@@ -138,9 +138,9 @@ def run(description: str, make, measure) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         made = make(args.keep or Path(scratch), args.count, args.seed, args.data_dir)
         accuracy = measure(args.checkpoint, made)
-    print(f"{'kind':<14}{'images':>8}{'read right':>12}")
+    print(f"{'kind':<16}{'images':>8}{'read right':>12}")
     for kind, value in accuracy.items():
-        print(f"{kind:<14}{len(made[kind]):>8}{100 * value:>11.1f}%")
+        print(f"{kind:<16}{len(made[kind]):>8}{100 * value:>11.1f}%")
     return 0
 
 
