@@ -158,6 +158,10 @@ def test_a_mark_as_wide_as_two_digits_is_offered_cuts_where_its_ink_is_least():
     assert close_to(left.image.pixels, right.image.pixels) < 0.05  # two sevens
     (single,) = digit_marks(page(one, scale=4))
     assert cut_columns(single, single.ink.shape[0]) == []  # no wider than a digit
+    line = np.zeros((28, 200), np.float32)
+    line[10:16, 5:195] = 1.0
+    (scribble,) = digit_marks(page(line, scale=2, at=(30, 20), size=(120, 440)))
+    assert cut_columns(scribble, scribble.ink.shape[0]) == []  # not dozens of digits
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ OVERLAP = 0.5  # share of the narrower mark's width two marks must share along x
 # are at most 1.25 times as wide as high, 99 in 100 of them: docs/predict.md)
 WIDE = 1.15
 TOO_WIDE = 1.3
+MOST_WIDE = 6.0  # wider than this (times the height) it is a line or a scribble, not digits
 CUTS = 6  # the columns of least ink tried as cuts, at most
 PART_SHARE = 0.2  # each side of a cut is at least this share of the tallest digit's height wide
 LOW_SHARE = 0.4  # a mark shorter than this share of the tallest digit is no digit (a speck)
@@ -86,10 +87,11 @@ def cut_columns(mark: DigitMark, tallest: int) -> list[int]:
     """Where a mark wider than WIDE times `tallest` (the tallest digit's height) may be two
     digits that touch: up to CUTS columns of least ink, each leaving PART_SHARE of `tallest`
     on both sides and apart from the others by half that (of equal ink, the one nearer the
-    middle first); none for a mark no wider than a digit."""
+    middle first); none for a mark no wider than a digit, or wider than MOST_WIDE times
+    `tallest` (a ruled line or a scribble: cut, it would read as dozens of digits)."""
     width = mark.ink.shape[1]
     margin = max(1, round(PART_SHARE * tallest))
-    if width <= WIDE * tallest or width <= 2 * margin:
+    if not WIDE * tallest < width <= MOST_WIDE * tallest or width <= 2 * margin:
         return []
     columns = np.arange(width)
     # ink, and a tie-break by distance to the middle too small to outweigh any ink
