@@ -145,6 +145,7 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
 
 
 SHIPPED = {"default", "per-sample", "nielsen", "wide", "regularized", "fast99", "record", "fashion"}
+SHIPPED |= {"photos"}
 
 
 @pytest.mark.parametrize(
@@ -164,6 +165,7 @@ SHIPPED = {"default", "per-sample", "nielsen", "wide", "regularized", "fast99", 
         ("fast99", {"augment": "elastic", "layers": [784, 800, 10]}),
         ("record", {"augment": "elastic", "layers": [784, 1024, 1024, 10]}),
         ("fashion", {"dataset": "fashion-mnist", "dropout": 0.3}),
+        ("photos", {"augment": "affine", "layers": [784, 256, 10], "rotation": 10.0}),
     ],
 )
 def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
