@@ -64,12 +64,10 @@ def digit_marks(gray: np.ndarray) -> list[DigitMark]:
     scale_y, scale_x = gray.shape[0] / ink.shape[0], gray.shape[1] / ink.shape[1]
     labels, count = label_components(ink > 0)
     areas = np.bincount(labels.ravel(), minlength=count + 1)
-    boxes = []  # [x0, x1, y0, y1, [labels]] per digit
-    for k in range(1, count + 1):
-        if areas[k] < SPECK_SHARE * areas[1:].max():  # a speck would join the digit below
-            continue
-        ys, xs = np.nonzero(labels == k)
-        boxes.append([xs.min(), xs.max() + 1, ys.min(), ys.max() + 1, [k]])
+    x0, x1, y0, y1 = _extents(labels, count)
+    # a speck would join the digit below it: the marks kept are the larger ones
+    kept = np.flatnonzero(areas[1:] >= SPECK_SHARE * areas[1:].max()) + 1
+    boxes = [[x0[k], x1[k], y0[k], y1[k], [k]] for k in kept.tolist()]
     boxes = _merged_along_x(sorted(boxes, key=lambda b: (b[0] + b[1]) / 2))
     tallest = max(b[3] - b[2] for b in boxes)
     marks = []
@@ -115,6 +113,21 @@ def cut(mark: DigitMark, column: int) -> tuple[DigitMark, DigitMark]:
         _mark(left, x0, y0, scale_x, scale_y),
         _mark(right, x0 + column, y0, scale_x, scale_y),
     )
+
+
+def _extents(labels: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """(x0, x1, y0, y1) of each label 0..count, x1 and y1 past its last column and row,
+    in whole-array passes (np.minimum.at and np.maximum.at), not one pass a label."""
+    ys, xs = np.nonzero(labels)
+    which = labels[ys, xs]
+    x0 = np.full(count + 1, labels.shape[1], np.int64)
+    y0 = np.full(count + 1, labels.shape[0], np.int64)
+    x1, y1 = np.zeros(count + 1, np.int64), np.zeros(count + 1, np.int64)
+    np.minimum.at(x0, which, xs)
+    np.minimum.at(y0, which, ys)
+    np.maximum.at(x1, which, xs + 1)
+    np.maximum.at(y1, which, ys + 1)
+    return x0, x1, y0, y1
 
 
 def _merged_along_x(boxes: list[list]) -> list[list]:
