@@ -76,7 +76,7 @@ def digit_marks(gray: np.ndarray) -> list[DigitMark]:
             continue
         belongs = np.zeros(count + 1, bool)
         belongs[members] = True
-        digit = np.where(belongs[labels], ink, 0)[y0:y1, x0:x1]
+        digit = np.where(belongs[labels[y0:y1, x0:x1]], ink[y0:y1, x0:x1], 0)
         marks.append(_mark(digit, x0, y0, scale_x, scale_y))
     return marks
 
