@@ -420,7 +420,7 @@ def _even_strokes(ink: np.ndarray) -> np.ndarray:
     network thicker or thinner than any digit it learned. The width is measured on the
     sharp ink, before it is scaled into the box and blurred. A digit near MNIST's own size, or an
     image from MNIST itself, is left as it is."""
-    from .photo import sliding
+    from .photo import square
 
     rows, cols = np.nonzero(ink)
     size = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
@@ -435,9 +435,7 @@ def _even_strokes(ink: np.ndarray) -> np.ndarray:
         return ink
     if reach < 1:
         return ink
-    evened = ink
-    for axis in (0, 1):
-        evened = sliding(evened, 2 * reach + 1, reduce, axis)
+    evened = square(ink, 2 * reach + 1, reduce)
     return evened if evened.any() else ink
 
 

@@ -31,12 +31,17 @@ def sliding(values: np.ndarray, size: int, reduce, axis: int) -> np.ndarray:
     return np.moveaxis(reduce(window[:n], window[size - width : size - width + n]), 0, axis)
 
 
+def square(values: np.ndarray, size: int, reduce) -> np.ndarray:
+    """reduce (np.minimum or np.maximum) over the `size` x `size` square centred on each
+    element of (h, w) `values`: an erosion or a dilation, one axis after the other."""
+    for axis in (0, 1):
+        values = sliding(values, size, reduce, axis)
+    return values
+
+
 def grown(mask: np.ndarray, reach: int) -> np.ndarray:
     """`mask` grown by `reach` pixels in every direction (a square dilation)."""
-    grown = mask.astype(np.uint8)
-    for axis in (0, 1):
-        grown = sliding(grown, 2 * reach + 1, np.maximum, axis)
-    return grown.astype(bool)
+    return square(mask.astype(np.uint8), 2 * reach + 1, np.maximum).astype(bool)
 
 
 def shrunk(gray: np.ndarray, side: int) -> np.ndarray:
@@ -56,11 +61,8 @@ def _opening(gray: np.ndarray, share: float, closing: bool = False) -> np.ndarra
     """The morphological opening of `gray` (min, then max) over squares `share` of its long
     side wide (at least 3 px), or with `closing` its closing (max, then min)."""
     size = max(3, round(share * max(gray.shape))) | 1
-    out = gray
-    for reduce in (np.maximum, np.minimum) if closing else (np.minimum, np.maximum):
-        for axis in (0, 1):
-            out = sliding(out, size, reduce, axis)
-    return out
+    first, then = (np.maximum, np.minimum) if closing else (np.minimum, np.maximum)
+    return square(square(gray, size, first), size, then)
 
 
 def background(gray: np.ndarray) -> np.ndarray:
