@@ -188,6 +188,31 @@ def real_mnist() -> Path:
     pytest.skip(f"the real MNIST is neither at {SHARED_MNIST} nor in the cache {cache}")
 
 
+@pytest.fixture
+def quick_digits(tmp_path, real_mnist, monkeypatch) -> Path:
+    """A checkpoint of 784-64-10 after two epochs on the real MNIST: enough to read digits."""
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    monkeypatch.setenv("MLP_DATA_DIR", str(real_mnist))
+    out = tmp_path / "digits.npz"
+    args = ["train", "--layers", "784,64,10", "--epochs", "2", "--out", str(out), "-q"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    return out
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """(h, w) uint8 pixels as a PNG file's bytes."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
 def run_state(model, seed: int = 0, learning_rate: float = 0.1, optimizer: str = "sgd", **settings):
     """A new run's state for fit(): `model` trained by `optimizer` at a constant rate, its
     shuffles drawn from default_rng(seed) and its dropout masks from default_rng(seed + 1)."""

@@ -6,7 +6,6 @@ CI runs FUZZ_EXAMPLES (default 300) inputs per test; a longer run by hand:
 """
 
 import gzip
-import io
 import os
 import struct
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from conftest import png_bytes  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -97,13 +97,9 @@ def test_checkpoint_loader_returns_a_checkpoint_or_a_checkpoint_error(tmp_path, 
 
 
 def _png_seed() -> bytes:
-    from PIL import Image
-
     pixels = np.full((16, 16), 255, np.uint8)
     pixels[3:13, 7:9] = 0
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(pixels)
 
 
 @FUZZ

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import png_bytes
 from PIL import Image
 
 from mlpcli.cli import cli
@@ -164,17 +165,8 @@ def test_a_mark_as_wide_as_two_digits_is_offered_cuts_where_its_ink_is_least():
     assert cut_columns(scribble, scribble.ink.shape[0]) == []  # not dozens of digits
 
 
-@pytest.fixture
-def trained(tmp_path, real_mnist, monkeypatch):
-    monkeypatch.setenv("MLP_DATA_DIR", str(real_mnist))
-    out = tmp_path / "digits.npz"
-    args = ["train", "--layers", "784,64,10", "--epochs", "2", "--out", str(out), "-q"]
-    assert CliRunner().invoke(cli, args).exit_code == 0
-    return out
-
-
 @pytest.mark.e2e
-def test_predict_number_reads_mnist_digits_written_in_a_row(trained, real_mnist, tmp_path):
+def test_predict_number_reads_mnist_digits_written_in_a_row(quick_digits, real_mnist, tmp_path):
     from mlpcli import load_mnist
 
     test = load_mnist(real_mnist, progress=False, parts=("test",))
@@ -184,7 +176,7 @@ def test_predict_number_reads_mnist_digits_written_in_a_row(trained, real_mnist,
         tmp_path / "number.png"
     )
     runner = CliRunner()
-    args = ["predict", "--number", str(tmp_path / "number.png"), "--checkpoint", str(trained)]
+    args = ["predict", "--number", str(tmp_path / "number.png"), "--checkpoint", str(quick_digits)]
     text = runner.invoke(cli, args)
     assert text.exit_code == 0 and text.stdout.startswith(f"{tmp_path / 'number.png'}: 7210 (")
     answer = json.loads(runner.invoke(cli, [*args, "--json"]).stdout)
@@ -199,7 +191,7 @@ def test_predict_number_reads_mnist_digits_written_in_a_row(trained, real_mnist,
             str(tmp_path / "blank.png"),
             "--json",
             "--checkpoint",
-            str(trained),
+            str(quick_digits),
         ],
     )
     assert blank.exit_code == 0 and json.loads(blank.stdout)["number"] == ""
@@ -207,22 +199,18 @@ def test_predict_number_reads_mnist_digits_written_in_a_row(trained, real_mnist,
 
 
 def _png(reflectance: np.ndarray) -> bytes:
-    import io
-
-    out = io.BytesIO()
-    Image.fromarray((255 * reflectance).astype(np.uint8)).save(out, format="PNG")
-    return out.getvalue()
+    return png_bytes((255 * reflectance).astype(np.uint8))
 
 
 @pytest.mark.e2e
-def test_digits_that_touch_are_cut_apart_and_apart_ones_are_not(trained, real_mnist):
+def test_digits_that_touch_are_cut_apart_and_apart_ones_are_not(quick_digits, real_mnist):
     from mlpcli import load_checkpoint, load_mnist
     from mlpcli.io.image import read_grayscale
     from mlpcli.prediction import read_number
 
     test = load_mnist(real_mnist, progress=False, parts=("test",))
     images, labels = test["test-images"], test["test-labels"]
-    checkpoint = load_checkpoint(trained)
+    checkpoint = load_checkpoint(quick_digits)
     joined = joined_right = apart_right = 0
     for i in range(0, 40, 2):
         a, b = (images[k][:, images[k].max(axis=0) > 0] / 255 for k in (i, i + 1))

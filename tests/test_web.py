@@ -1,6 +1,5 @@
 """mlp serve: real HTTP on 127.0.0.1, and the drawing page in a real headless browser."""
 
-import io
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 from click.testing import CliRunner
+from conftest import png_bytes
 from PIL import Image
 
 from mlpcli import load_checkpoint
@@ -25,25 +25,9 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
-
-
 @pytest.fixture
-def trained(tmp_path, real_mnist, monkeypatch):
-    """A checkpoint of one quick epoch on the real MNIST."""
-    monkeypatch.setenv("MLP_DATA_DIR", str(real_mnist))
-    out = tmp_path / "digits.npz"
-    args = ["--layers", "784,64,10", "--epochs", 2, "--out", out, "-q"]
-    assert run("train", *args).exit_code == 0
-    return out
-
-
-@pytest.fixture
-def server(trained):
-    running = PredictServer(load_checkpoint(trained), "127.0.0.1", 0)
+def server(quick_digits):
+    running = PredictServer(load_checkpoint(quick_digits), "127.0.0.1", 0)
     thread = threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield running
@@ -61,10 +45,10 @@ def seven() -> np.ndarray:
     return paper
 
 
-def test_post_predict_answers_as_mlp_predict_json_does(server, trained, tmp_path):
+def test_post_predict_answers_as_mlp_predict_json_does(server, quick_digits, tmp_path):
     image = tmp_path / "seven.png"
     Image.fromarray(seven()).save(image)
-    cli_answer = json.loads(run("predict", image, "--checkpoint", trained, "--json").stdout)
+    cli_answer = json.loads(run("predict", image, "--checkpoint", quick_digits, "--json").stdout)
     response = requests.post(server.url + "predict", data=image.read_bytes(), timeout=10)
     assert response.status_code == 200
     answer = response.json()
@@ -103,9 +87,9 @@ def test_bad_bodies_get_400_range_answers_with_a_message(server):
     assert still.status_code == 200  # the server lives on
 
 
-def test_mlp_serve_binds_to_127_0_0_1_and_stops_on_ctrl_c(trained):
+def test_mlp_serve_binds_to_127_0_0_1_and_stops_on_ctrl_c(quick_digits):
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlpcli", "serve", str(trained), "--port", "0"],
+        [sys.executable, "-m", "mlpcli", "serve", str(quick_digits), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
