@@ -109,3 +109,11 @@ def test_predict_loads_neither_the_training_code_nor_the_downloads(tmp_path):
         check=True,
     )
     assert loaded.stdout.splitlines()[-1] == "[]"  # after the prediction
+
+
+def test_each_command_is_found_under_the_name_it_calls_itself():
+    from mlpcli.cli import COMMANDS, cli
+
+    assert {name: cli.get_command(None, name).name for name in COMMANDS} == {
+        name: name for name in COMMANDS
+    }

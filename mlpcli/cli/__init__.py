@@ -40,9 +40,7 @@ class Cli(click.Group):
         if name not in COMMANDS:
             return None
         module, function = COMMANDS[name]
-        command = getattr(importlib.import_module(f"{__name__}.{module}"), function)
-        command.name = name
-        return command
+        return getattr(importlib.import_module(f"{__name__}.{module}"), function)
 
     def invoke(self, ctx):
         try:
