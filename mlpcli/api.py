@@ -97,13 +97,21 @@ class TrainConfig:
     translate: float = 2.0
     elastic_alpha: float = 34.0
     elastic_sigma: float = 4.0
+    # typed digits added to the training images (data/typed_digits.py), as a share of them;
+    # None: typed_digits.SHARE for a dataset of digits (MNIST), none for any other
+    typed_digits: float | None = None
 
     def validate(self) -> None:
         """Raise ConfigError naming the first option that is out of range."""
         try:
-            resolve(self.dataset)
+            dataset = resolve(self.dataset)
         except DataError as exc:
             raise ConfigError(str(exc)) from None
+        if self.typed_digits and dataset.preparation != "digits":
+            raise ConfigError(
+                f"--typed-digits adds typed digits 0-9 to a dataset of handwritten digits, "
+                f"and {self.dataset} is not one; leave it out, or give --typed-digits 0"
+            )
         if self.layers is not None and (
             len(self.layers) < 2 or any(int(s) != s or s < 1 for s in self.layers)
         ):
@@ -128,6 +136,8 @@ class TrainConfig:
         for name, low, high, high_open in RANGES:
             _check_range(name, getattr(self, name), low, high, high_open)
         self.augmentation()  # raises ConfigError for an unknown kind
+        if self.typed_digits is not None:
+            _check_range("typed_digits", self.typed_digits, 0, 1, False)
         for name in ("lr", "eps", "init_scale", "elastic_sigma"):
             if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
@@ -155,9 +165,16 @@ class TrainConfig:
         layers = self.layers or [INPUT_SIZE, DEFAULT_HIDDEN, NUM_CLASSES]  # sizes to come
         return self.fit_options().step_options(self.activation, self.loss, layers)
 
-    def fit_data(self, image_shape: tuple[int, int], classes: int, dataset: str) -> None:
-        """Set layers for images of `image_shape` and `classes` classes: the default network
-        when none were given; ConfigError saying what fits when the given ones do not."""
+    def fit_data(
+        self, image_shape: tuple[int, int], classes: int, dataset: str, digits: bool
+    ) -> None:
+        """Set layers for images of `image_shape` and `classes` classes (the default network
+        when none were given; ConfigError saying what fits when the given ones do not), and
+        typed_digits, when not given, for a dataset of `digits` or not."""
+        from .data.typed_digits import SHARE
+
+        if self.typed_digits is None:
+            self.typed_digits = SHARE if digits else 0.0
         pixels = image_shape[0] * image_shape[1]
         if self.layers is None:
             self.layers = [pixels, DEFAULT_HIDDEN, classes]
@@ -278,7 +295,8 @@ def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
 
 def _resumed_config(meta: dict, changes: dict) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in meta["options"].items() if k in known})
+    options = {"typed_digits": 0.0, **meta["options"]}  # runs saved before it existed had none
+    config = TrainConfig(**{k: v for k, v in options.items() if k in known})
     for name, value in changes.items():
         if name not in RESUMABLE_CHANGES and value != getattr(config, name):
             raise ConfigError(
@@ -369,16 +387,21 @@ def train(
     not given), and measure the best epoch on every split. With `resume` (a checkpoint that
     resume_config() accepted with this config), the run it saved goes on from its last
     completed epoch to config.epochs."""
+    from .data.typed_digits import with_typed_digits
     from .training import fit
 
     config.validate()
     dataset = resolve(config.dataset)
     arrays = load_data(dataset, data_dir, mirrors, progress)
     classes = class_count(dataset, arrays)
-    config.fit_data(arrays["train-images"].shape[1:], classes, config.dataset)
+    config.fit_data(
+        arrays["train-images"].shape[1:], classes, config.dataset, dataset.preparation == "digits"
+    )
     config.validate()  # the engine again, for the layers now known
     splits, (mean, std) = make_splits(arrays, config.validation_size, config.seed)
     del arrays  # the splits hold copies; the raw arrays would only add to peak memory
+    if config.typed_digits:  # to learn from only: validation and test stay the dataset's own
+        splits["train"] = with_typed_digits(splits["train"], config.typed_digits, config.seed)
     if resume is not None and not np.allclose((mean, std), resume.normalization, rtol=1e-9, atol=0):
         raise DataError(
             "the training data no longer matches the run being resumed (its pixel statistics "

@@ -151,7 +151,7 @@ SHIPPED |= {"photos"}
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("default", {}),
+        ("default", {"typed_digits": 0.08}),
         ("per-sample", {"batch_size": 1}),
         (
             "nielsen",
@@ -163,7 +163,7 @@ SHIPPED |= {"photos"}
             {"optimizer": "adam", "input_dropout": 0.2, "monitor": "accuracy", "patience": 0},
         ),
         ("fast99", {"augment": "elastic", "layers": [784, 800, 10]}),
-        ("record", {"augment": "elastic", "layers": [784, 1024, 1024, 10]}),
+        ("record", {"augment": "elastic", "layers": [784, 1024, 1024, 10], "typed_digits": 0}),
         ("fashion", {"dataset": "fashion-mnist", "dropout": 0.3}),
         ("photos", {"augment": "affine", "layers": [784, 256, 10], "rotation": 10.0}),
     ],
