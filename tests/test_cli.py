@@ -165,7 +165,7 @@ SHIPPED |= {"photos"}
         ("fast99", {"augment": "elastic", "layers": [784, 800, 10]}),
         ("record", {"augment": "elastic", "layers": [784, 1024, 1024, 10], "typed_digits": 0}),
         ("fashion", {"dataset": "fashion-mnist", "dropout": 0.3}),
-        ("photos", {"augment": "affine", "layers": [784, 256, 10], "rotation": 10.0}),
+        ("photos", {"augment": "elastic", "layers": [784, 256, 10], "elastic_alpha": 25}),
     ],
 )
 def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
