@@ -161,6 +161,15 @@ class TrainConfig:
     def resolved_init(self) -> str:
         return self.init or default_init(self.activation)
 
+    def typed_share(self, digits: bool) -> float:
+        """typed_digits, or when it was not given, its default for a dataset of `digits` or
+        of anything else."""
+        from .data.typed_digits import SHARE
+
+        if self.typed_digits is not None:
+            return self.typed_digits
+        return SHARE if digits else 0.0
+
     def step_options(self) -> StepOptions:
         layers = self.layers or [INPUT_SIZE, DEFAULT_HIDDEN, NUM_CLASSES]  # sizes to come
         return self.fit_options().step_options(self.activation, self.loss, layers)
@@ -171,10 +180,7 @@ class TrainConfig:
         """Set layers for images of `image_shape` and `classes` classes (the default network
         when none were given; ConfigError saying what fits when the given ones do not), and
         typed_digits, when not given, for a dataset of `digits` or not."""
-        from .data.typed_digits import SHARE
-
-        if self.typed_digits is None:
-            self.typed_digits = SHARE if digits else 0.0
+        self.typed_digits = self.typed_share(digits)
         pixels = image_shape[0] * image_shape[1]
         if self.layers is None:
             self.layers = [pixels, DEFAULT_HIDDEN, classes]
@@ -466,7 +472,11 @@ def describe(checkpoint: Checkpoint) -> dict:
     meta = checkpoint.meta
     options = meta.get("options", {})
     default = TrainConfig(activation=options.get("activation", "relu"))
-    defaults = {**asdict(default), "init": default.resolved_init}
+    defaults = {
+        **asdict(default),
+        "init": default.resolved_init,
+        "typed_digits": default.typed_share(checkpoint.preparation == "digits"),
+    }
     return {
         "dataset": checkpoint.dataset,
         "image_shape": list(checkpoint.image_shape),

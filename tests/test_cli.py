@@ -397,6 +397,7 @@ def test_info_shows_the_run_at_a_glance(tiny_mnist, tmp_path):
     assert about["dataset"] == "mnist" and about["layers"] == [784, 16, 10]
     assert about["options"]["optimizer"] == "adam" and about["options"]["lr"] == 0.003
     assert "batch_size" not in about["options"]  # the defaults are left out
+    assert "typed_digits" not in about["options"]  # MNIST's default share, resolved by training
     assert about["epochs"] == 2 and about["best_epoch"] == meta["best_epoch"]
     assert about["test_accuracy"] == meta["test_accuracy"] and about["can_resume"]
     text = run("info", "--checkpoint", out).stdout

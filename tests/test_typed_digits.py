@@ -1,5 +1,7 @@
 """Typed digits added to the training images (data/typed_digits.py, --typed-digits)."""
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -90,6 +92,8 @@ def test_training_learns_from_them_and_records_the_share(tiny_mnist, tmp_path):
     assert not np.array_equal(with_them.model.weights[0], without.model.weights[0])
     # validation and test stay MNIST's own: the same images, so the same normalization
     assert with_them.normalization == without.normalization
+    shown = run("info", none, "--json")
+    assert json.loads(shown.stdout)["options"]["typed_digits"] == 0  # not the default: shown
 
 
 def test_fashion_mnist_refuses_them_with_exit_2(tmp_path):
