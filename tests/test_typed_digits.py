@@ -108,3 +108,16 @@ def test_a_run_saved_before_the_option_resumes_without_them(tiny_mnist, tmp_path
     assert resume_config(checkpoint, {"epochs": 3}).typed_digits == SHARE
     del checkpoint.meta["options"]["typed_digits"]
     assert resume_config(checkpoint, {"epochs": 3}).typed_digits == 0
+
+
+def test_a_pillow_without_freetype_is_one_line_that_says_what_to_do(
+    tiny_mnist, tmp_path, monkeypatch
+):
+    from PIL import ImageFont
+
+    monkeypatch.setattr(ImageFont, "load_default", lambda size=None: ImageFont.ImageFont())
+    result = run("train", *QUICK, "--out", tmp_path / "m.npz")
+    assert result.exit_code == 1 and "FreeType" in result.stderr
+    assert "--typed-digits 0" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m.npz").exists()
+    assert run("train", *QUICK, "--typed-digits", 0, "--out", tmp_path / "m.npz").exit_code == 0
