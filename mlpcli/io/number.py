@@ -22,7 +22,7 @@ OVERLAP = 0.5  # share of the narrower mark's width two marks must share along x
 # A mark wider than WIDE times the tallest digit's height may be digits that touch; one wider
 # than TOO_WIDE times it is cut even when the network reads it whole surely (MNIST's digits
 # are at most 1.25 times as wide as high, 99 in 100 of them: docs/predict.md)
-WIDE = 1.15
+WIDE = 1.0
 TOO_WIDE = 1.3
 MOST_WIDE = 6.0  # wider than this (times the height) it is a line or a scribble, not digits
 CUTS = 6  # the columns of least ink tried as cuts, at most
