@@ -121,3 +121,29 @@ def test_a_pillow_without_freetype_is_one_line_that_says_what_to_do(
     assert "--typed-digits 0" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m.npz").exists()
     assert run("train", *QUICK, "--typed-digits", 0, "--out", tmp_path / "m.npz").exit_code == 0
+
+
+def test_a_network_that_learned_them_reads_typed_images_through_predict(tiny_mnist, tmp_path):
+    """Digits typed into PNG files, as a person's would be, read through predict's whole
+    pipeline: learned from typed digits, most are read right; from the tiny set's bars
+    alone, hardly any. So the typed digits reach the network as predict prepares an image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from mlpcli import predict_images
+
+    files, truth = [], []
+    for k in range(40):
+        page = Image.new("L", (90, 110), 255)
+        font = ImageFont.load_default(60 + k % 3 * 10)
+        ImageDraw.Draw(page).text((20 + k % 5, 10 + k % 7), str(k % 10), fill=0, font=font)
+        page.save(tmp_path / f"typed-{k}.png")
+        files.append(tmp_path / f"typed-{k}.png")
+        truth.append(k % 10)
+    args = ["--validation-size", "100", "--epochs", "20", "--layers", "784,64,10", "-q"]
+    read = {}
+    for share in (1, 0):
+        out = tmp_path / f"share-{share}.npz"
+        assert run("train", *args, "--typed-digits", share, "--out", out).exit_code == 0
+        found = predict_images(load_checkpoint(out), files)
+        read[share] = np.mean([f.prediction == t for f, t in zip(found, truth, strict=True)])
+    assert read[1] >= 0.8 and read[0] <= 0.3, read
