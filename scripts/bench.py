@@ -88,6 +88,8 @@ def _time_mlpcli(layers, batch_size, learning_rate, optimizer, data_dir, engine)
         batch_size=batch_size,
         epochs=1,
         patience=0,
+        schedule="constant",  # the plain epoch PyTorch's is held to, whatever the defaults
+        augment="",
         engine=engine,
         # the cores mlp train takes on an idle machine, without its 0.1 s look at the load
         threads=usable_cpus(),
