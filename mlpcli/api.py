@@ -61,9 +61,9 @@ class TrainConfig:
     init_scale: float = DEFAULT_INIT_SCALE  # std of the `normal` init
     leaky_slope: float = DEFAULT_LEAKY_SLOPE
     loss: str = "cross-entropy"
-    lr: float = 0.1
-    epochs: int = 30
-    batch_size: int = 64
+    lr: float = 0.05
+    epochs: int = 15
+    batch_size: int = 128
     patience: int = 5
     min_delta: float = 0.0
     monitor: str = "loss"
@@ -72,7 +72,7 @@ class TrainConfig:
     engine: str = "auto"
     threads: int = 0  # 0: every CPU this process may use, at most OMP_NUM_THREADS
     # optimizer (nn/optim.py); defaults are torch.optim's
-    optimizer: str = "sgd"
+    optimizer: str = "momentum"
     momentum: float = 0.9
     beta1: float = 0.9
     beta2: float = 0.999
@@ -83,19 +83,19 @@ class TrainConfig:
     dropout: float = 0.0
     input_dropout: float = 0.0
     # learning-rate schedule (nn/schedules.py)
-    schedule: str = "constant"
+    schedule: str = "cosine"
     warmup_epochs: int = 0
     lr_step_epochs: int = 10
     lr_factor: float = 0.1
     lr_patience: int = 2
     min_lr: float = 0.0
     # distortions of the training images, new every epoch (data/augment.py)
-    augment: str = ""  # comma-separated kinds of AUGMENTATIONS; "" or "none": none
+    augment: str = "elastic"  # comma-separated kinds of AUGMENTATIONS; "" or "none": none
     rotation: float = 10.0
     scale: float = 0.1
     shear: float = 10.0
     translate: float = 2.0
-    elastic_alpha: float = 34.0
+    elastic_alpha: float = 25.0
     elastic_sigma: float = 4.0
     # typed digits added to the training images (data/typed_digits.py), as a share of them;
     # None: typed_digits.SHARE for a dataset of digits (MNIST), none for any other

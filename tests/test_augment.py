@@ -217,7 +217,7 @@ def test_the_preview_writes_a_grid_of_originals_and_distortions(tiny_mnist, tmp_
     assert run("augment-preview", *args).exit_code == 2  # will not replace it unasked
     shown = run("augment-preview", "--augment", "elastic", "--show", "--variants", 2, *args[-2:])
     assert shown.exit_code == 0 and shown.output.count("distortion") == 2
-    assert run("augment-preview").exit_code == 2  # nothing to preview
+    assert run("augment-preview", "--augment", "none").exit_code == 2  # nothing to preview
 
 
 @pytest.mark.skipif(

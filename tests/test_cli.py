@@ -44,7 +44,7 @@ def test_train_writes_a_checkpoint_and_reports(trained):
 def test_progress_goes_to_stderr_results_to_stdout(tiny_mnist, tmp_path):
     result = run("train", *QUICK[:-1], "--out", tmp_path / "m.npz")
     assert result.exit_code == 0
-    assert "epoch   1  lr 0.1  train loss" in result.stderr and "validation loss" in result.stderr
+    assert "epoch   1  lr 0.05  train loss" in result.stderr and "validation loss" in result.stderr
     assert "epoch   1" not in result.stdout and "saved" in result.stdout
 
 
@@ -145,13 +145,13 @@ def test_bad_config_files_are_usage_errors(tmp_path, text, message):
 
 
 SHIPPED = {"default", "per-sample", "nielsen", "wide", "regularized", "fast99", "record", "fashion"}
-SHIPPED |= {"photos"}
+SHIPPED |= {"plain"}
 
 
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("default", {"typed_digits": 0.08}),
+        ("default", {"typed_digits": 0.08, "augment": "elastic", "optimizer": "momentum"}),
         ("per-sample", {"batch_size": 1}),
         (
             "nielsen",
@@ -165,7 +165,7 @@ SHIPPED |= {"photos"}
         ("fast99", {"augment": "elastic", "layers": [784, 800, 10]}),
         ("record", {"augment": "elastic", "layers": [784, 1024, 1024, 10], "typed_digits": 0}),
         ("fashion", {"dataset": "fashion-mnist", "dropout": 0.3}),
-        ("photos", {"augment": "elastic", "layers": [784, 256, 10], "elastic_alpha": 25}),
+        ("plain", {"optimizer": "sgd", "lr": 0.1, "schedule": "constant", "augment": ""}),
     ],
 )
 def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
@@ -182,6 +182,26 @@ def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
     captured[0].validate()
     for key, value in expected.items():
         assert getattr(captured[0], key) == value
+
+
+def test_default_toml_writes_out_the_defaults_of_mlp_train(tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    captured = []
+
+    def stop_before_training(config, *args, **kwargs):
+        captured.append(config)
+        raise MlpError("stopped before training")
+
+    monkeypatch.setattr("mlpcli.api.train", stop_before_training)
+    for args in (["--config", CONFIGS / "default.toml"], []):
+        assert run("train", *args, "--out", tmp_path / "m.npz").exit_code == 1
+    written, default = captured
+    for config in captured:
+        config.fit_data((28, 28), 10, "mnist", digits=True)  # layers and typed_digits resolved
+    assert asdict(written) | {"init": written.resolved_init} == asdict(default) | {
+        "init": default.resolved_init
+    }
 
 
 def test_zeros_init_warns_that_it_cannot_learn(tiny_mnist, tmp_path):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mlpcli.cli import cli
 
-QUICK = ["--validation-size", "100", "--layers", "784,16,10", "--quiet"]
+QUICK = ["--validation-size", "100", "--layers", "784,16,10", "--quiet", "--augment", "none"]
 
 
 def run(*args):
@@ -54,7 +54,8 @@ class Page(html.parser.HTMLParser):
 @pytest.fixture
 def two_runs(tiny_mnist, tmp_path):
     first, second = tmp_path / "sgd.npz", tmp_path / "adam.npz"
-    assert run("train", *QUICK, "--epochs", 3, "--out", first).exit_code == 0
+    plain = ["--optimizer", "sgd", "--lr", "0.1", "--schedule", "constant"]
+    assert run("train", *QUICK, *plain, "--epochs", 3, "--out", first).exit_code == 0
     args = [*QUICK, "--epochs", 4, "--optimizer", "adam", "--lr", "0.003", "--out", second]
     assert run("train", *args, "--schedule", "cosine").exit_code == 0
     return first, second

@@ -11,6 +11,8 @@ from mlpcli import load_checkpoint
 from mlpcli.cli import cli
 
 QUICK = ["--validation-size", "100", "--layers", "784,16,10", "--quiet", "--batch-size", "32"]
+# plain SGD at a constant rate on undistorted images, which each recipe below changes
+QUICK += ["--optimizer", "sgd", "--lr", "0.1", "--schedule", "constant", "--augment", "none"]
 
 
 def run(*args):

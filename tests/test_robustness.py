@@ -448,7 +448,7 @@ def test_a_second_ctrl_c_stops_a_long_compiled_step_at_once(tmp_path):
         pixels = np.where(rng.random((3000, 784)) < 0.2, 200, 0).astype(np.uint8)
         train = Split(pixels, rng.integers(0, 10, 3000), (0.1, 0.3))
         config = TrainConfig(layers=[784, 16, 10], batch_size=0, epochs=3, patience=0,
-                             engine="compiled")
+                             engine="compiled", augment="")
         result = fit(start_run(config), train, None, config.fit_options(), progress=False)
         print("interrupted" if result.interrupted else "finished", result.state.epoch, flush=True)
         """,

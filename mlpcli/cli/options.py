@@ -144,9 +144,8 @@ def augment_options(command):
             AugmentType(),
             "Distort the training images anew each epoch, drawn from --seed: affine (rotation, "
             "scale, shear, translation), elastic (a random displacement field smoothed by a "
-            "Gaussian, as Simard et al. 2003), or affine,elastic. See `mlp augment-preview`. "
-            "[default: none]",
-            show_default=False,
+            "Gaussian, as Simard et al. 2003), affine,elastic, or none. See `mlp "
+            "augment-preview`.",
         ),
         train_option(
             "--rotation", click.FloatRange(0, 180), "affine: most degrees of rotation, either way."

@@ -243,8 +243,8 @@ def train(
     \b
     Examples:
       mlp train --optimizer adam --lr 0.001 --dropout 0.2
-      mlp train --optimizer momentum --schedule cosine --epochs 40 --patience 0
-      mlp train --resume checkpoint.npz --epochs 50
+      mlp train --config configs/plain.toml    # plain SGD, undistorted digits
+      mlp train --resume checkpoint.npz --epochs 20
     """
     from ..api import resume_config
     from ..api import train as train_model
