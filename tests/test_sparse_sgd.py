@@ -25,6 +25,15 @@ if os.environ.get("CI") and not sparse_sgd.available():  # CI builds it: a miss 
 needs_build = pytest.mark.skipif(not sparse_sgd.available(), reason="compiled step not built")
 
 
+@pytest.fixture(params=sparse_sgd.SIMD_PATHS)
+def simd(request, monkeypatch):
+    """Each build of the step that this machine runs, in turn (MLPCLI_SIMD caps it)."""
+    if request.param not in sparse_sgd.simd_paths():
+        pytest.skip(f"this CPU or build has no {request.param} step")
+    monkeypatch.setenv(sparse_sgd.SIMD_VARIABLE, request.param)
+    return request.param
+
+
 def _digits(n: int, d: int = 784, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n uint8 images with MNIST's look: blank paper and about a fifth of the pixels inked,
     some at full ink, plus an all-blank image; labels 0-9."""
@@ -74,7 +83,7 @@ def _both_engines(layers, activation, batch_size, threads, n=300):
         ([784, 100, 30, 10], "tanh", 1, 1),
     ],
 )
-def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_size, threads):
+def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_size, threads, simd):
     (trained, expected), (compiled, reference) = _both_engines(
         layers, activation, batch_size, threads
     )
@@ -265,7 +274,9 @@ def _engine_pair(recipe, layers, activation, batch_size, dropout):
         ("adam", [784, 10], "relu", 32, 0.0),  # no hidden layer
     ],
 )
-def test_compiled_step_takes_the_references_steps(recipe, layers, activation, batch_size, dropout):
+def test_compiled_step_takes_the_references_steps(
+    recipe, layers, activation, batch_size, dropout, simd
+):
     """Step for step, to float32 rounding. Adam divides each gradient by its own running
     size, so a weight whose gradient is mostly rounding (saturated tanh units: sums that
     cancel) can move by a good part of lr in either engine; the cases use ReLU with Adam."""
@@ -294,7 +305,7 @@ def test_compiled_step_takes_the_references_steps(recipe, layers, activation, ba
 
 @needs_build
 @pytest.mark.parametrize("name", ["sgd", "adam"])
-def test_one_thread_and_two_take_bitwise_the_same_steps(name):
+def test_one_thread_and_two_take_bitwise_the_same_steps(name, simd):
     """A run takes the idle cores (training.loop), so its thread count depends on the
     machine's load: that must change the time alone, or the same command would not give the
     same checkpoint."""
@@ -309,3 +320,34 @@ def test_one_thread_and_two_take_bitwise_the_same_steps(name):
         models.append(model)
     for one, two in zip(models[0].params, models[1].params, strict=True):
         np.testing.assert_array_equal(one, two)
+
+
+@needs_build
+def test_mlpcli_simd_caps_the_build_that_trains(monkeypatch):
+    lanes = {"avx512": 16, "avx2": 8, "baseline": 4}  # floats per vector, one register each
+    widest = sparse_sgd.simd_paths()[0]
+    monkeypatch.delenv(sparse_sgd.SIMD_VARIABLE, raising=False)
+    assert sparse_sgd.simd_path() == widest
+    assert sparse_sgd.step_module().LANES == lanes[widest]
+    for cap in sparse_sgd.SIMD_PATHS:
+        monkeypatch.setenv(sparse_sgd.SIMD_VARIABLE, cap)
+        runs = sparse_sgd.SIMD_PATHS[sparse_sgd.SIMD_PATHS.index(cap) :]
+        expected = next(p for p in runs if p in sparse_sgd.simd_paths())
+        assert sparse_sgd.simd_path() == expected
+        assert sparse_sgd.step_module().LANES == lanes[expected]
+    monkeypatch.setenv(sparse_sgd.SIMD_VARIABLE, "sse9")
+    with pytest.raises(ConfigError, match="MLPCLI_SIMD=sse9 .* one of avx512, avx2, baseline"):
+        sparse_sgd.simd_path()
+
+
+@needs_build
+def test_a_bad_mlpcli_simd_is_a_usage_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlpcli.cli import cli
+
+    monkeypatch.setenv(sparse_sgd.SIMD_VARIABLE, "sse9")
+    out = tmp_path / "m.npz"
+    result = CliRunner().invoke(cli, ["train", "--engine", "compiled", "--out", str(out)])
+    assert result.exit_code == 2 and "MLPCLI_SIMD=sse9" in result.output
+    assert isinstance(result.exception, SystemExit) and not out.exists()

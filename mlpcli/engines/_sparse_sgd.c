@@ -32,16 +32,46 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-/* One build, the best SIMD the running CPU has: GCC compiles each hot function three times
- * and picks at load time. */
-#define HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HOT
+/* The vector width is the build's: setup.py compiles this file once per instruction set, each
+ * as a module of its own (16 floats a vec for x86-64-v4, one AVX-512 register; 8 for
+ * x86-64-v3, one AVX2 register; 4 for the baseline, one SSE or NEON register), and
+ * compiled.py imports the widest that the CPU runs. A vec must be one register: GCC splits a
+ * wider one, and then builds each scalar's broadcast (the s of `s * v`) through memory, so
+ * that every use waits on a store-to-load forward (docs/performance.md). */
+#ifndef LANES
+#define LANES 4
 #endif
-
-#define LANES 16 /* floats per vec: one AVX-512 register, two AVX2 or four SSE ones */
+#ifndef MODULE
+#define MODULE _sparse_sgd
+#endif
 typedef float vec __attribute__((vector_size(LANES * sizeof(float))));
+/* vecs summed side by side in one pass over the ink: 64 columns, or 8 registers at most,
+ * which leaves room for the operands in the 16 that AVX2 and SSE have */
+#define MAX_VECS (64 / LANES < 8 ? 64 / LANES : 8)
+
+/* call(n) for n = nv (1..MAX_VECS), a constant in each case, so that a block's loops over
+ * its vecs unroll into registers */
+#if MAX_VECS == 8
+#define BY_VECS(nv, call)                                                                    \
+    switch (nv) {                                                                            \
+    case 8: call(8); break;                                                                  \
+    case 7: call(7); break;                                                                  \
+    case 6: call(6); break;                                                                  \
+    case 5: call(5); break;                                                                  \
+    case 4: call(4); break;                                                                  \
+    case 3: call(3); break;                                                                  \
+    case 2: call(2); break;                                                                  \
+    case 1: call(1);                                                                         \
+    }
+#else
+#define BY_VECS(nv, call)                                                                    \
+    switch (nv) {                                                                            \
+    case 4: call(4); break;                                                                  \
+    case 3: call(3); break;                                                                  \
+    case 2: call(2); break;                                                                  \
+    case 1: call(1);                                                                         \
+    }
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 INLINE vec load(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
@@ -78,7 +108,7 @@ typedef struct {
 /* Ws, Z and dZ have rows of P floats, P = H rounded up to LANES, zero past H: every vec of
  * a row is then aligned (unaligned ones straddle cache lines, and ran much slower). */
 
-/* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers (nv <= 4), and
+/* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers (nv <= MAX_VECS), and
  * each row's sum(s) into ink_sum (summed exactly as integers, then scaled once). */
 INLINE void ink_forward_block(int nv, int64_t h0, const Inputs *in, int64_t first,
                               int64_t rows, int64_t P, const float *Ws, const float *base,
@@ -86,7 +116,7 @@ INLINE void ink_forward_block(int nv, int64_t h0, const Inputs *in, int64_t firs
     INK_LOCALS(in);
     for (int64_t i = 0; i < rows; i++) {
         int64_t r = order[first + i], end = rowptr[r + 1], sum = 0;
-        vec acc[4];
+        vec acc[MAX_VECS];
         for (int q = 0; q < nv; q++) acc[q] = load(base + h0 + q * LANES);
         for (int64_t k = rowptr[r]; k < end; k++) {
             const float *w = Ws + (int64_t)cols[k] * P + h0;
@@ -106,13 +136,10 @@ INLINE void ink_forward(const Inputs *in, int64_t first, int64_t rows, int64_t l
                         int64_t P, const float *Ws, const float *base, const float *c,
                         float *ink_sum, float *Z) {
     int64_t h0 = lo;
-    for (; h0 + 4 * LANES <= hi; h0 += 4 * LANES)
-        ink_forward_block(4, h0, in, first, rows, P, Ws, base, c, ink_sum, Z);
-    switch ((hi - h0) / LANES) { /* the last 1-3 vecs in one pass over the ink */
-    case 3: ink_forward_block(3, h0, in, first, rows, P, Ws, base, c, ink_sum, Z); break;
-    case 2: ink_forward_block(2, h0, in, first, rows, P, Ws, base, c, ink_sum, Z); break;
-    case 1: ink_forward_block(1, h0, in, first, rows, P, Ws, base, c, ink_sum, Z);
-    }
+#define FORWARD(nv) ink_forward_block(nv, h0, in, first, rows, P, Ws, base, c, ink_sum, Z)
+    for (; h0 + MAX_VECS * LANES <= hi; h0 += MAX_VECS * LANES) FORWARD(MAX_VECS);
+    BY_VECS((hi - h0) / LANES, FORWARD) /* the last few vecs in one pass over the ink */
+#undef FORWARD
 }
 
 /* The batch's ink column by column (CSC), for the update: pixel p's entries are
@@ -158,7 +185,7 @@ INLINE void ink_update_block(int nv, int64_t h0, const Columns *cols, int64_t d,
     for (int64_t p = 0; p < d; p++) {
         int64_t end = start[p + 1];
         if (start[p] == end) continue;
-        vec acc[4] = {0};
+        vec acc[MAX_VECS] = {0};
         for (int64_t e = start[p]; e < end; e++) {
             const float *g = dZ + (int64_t)row[e] * P + h0;
             for (int q = 0; q < nv; q++) acc[q] += value[e] * load(g + q * LANES);
@@ -176,7 +203,7 @@ INLINE void ink_update_rows_block(int nv, int64_t h0, const Inputs *in, int64_t 
     INK_LOCALS(in);
     for (int64_t i = 0; i < rows; i++) {
         int64_t r = order[first + i], end = rowptr[r + 1];
-        vec g[4];
+        vec g[MAX_VECS];
         for (int q = 0; q < nv; q++) g[q] = load(dZ + i * P + h0 + q * LANES);
         for (int64_t k = rowptr[r]; k < end; k++) {
             float *w = Ws + (int64_t)cols[k] * P + h0;
@@ -187,26 +214,22 @@ INLINE void ink_update_rows_block(int nv, int64_t h0, const Inputs *in, int64_t 
 }
 
 /* Ws[:, lo:hi] -= s^T dZ[:, lo:hi]: by columns (cols) when there is more than one block of
- * 4 vecs, else by rows (cols NULL). */
+ * MAX_VECS vecs, else by rows (cols NULL). */
 INLINE void ink_update(const Inputs *in, int64_t first, int64_t rows, const Columns *cols,
                        int64_t d, int64_t lo, int64_t hi, int64_t P, float *Ws,
                        const float *dZ) {
     int64_t h0 = lo;
+#define BY_ROWS(nv) ink_update_rows_block(nv, h0, in, first, rows, P, Ws, dZ)
+#define BY_COLUMNS(nv) ink_update_block(nv, h0, cols, d, P, Ws, dZ)
     if (!cols) {
-        switch ((hi - lo) / LANES) {
-        case 4: ink_update_rows_block(4, h0, in, first, rows, P, Ws, dZ); break;
-        case 3: ink_update_rows_block(3, h0, in, first, rows, P, Ws, dZ); break;
-        case 2: ink_update_rows_block(2, h0, in, first, rows, P, Ws, dZ); break;
-        case 1: ink_update_rows_block(1, h0, in, first, rows, P, Ws, dZ);
-        }
+        for (; h0 + MAX_VECS * LANES <= hi; h0 += MAX_VECS * LANES) BY_ROWS(MAX_VECS);
+        BY_VECS((hi - h0) / LANES, BY_ROWS)
         return;
     }
-    for (; h0 + 4 * LANES <= hi; h0 += 4 * LANES) ink_update_block(4, h0, cols, d, P, Ws, dZ);
-    switch ((hi - h0) / LANES) {
-    case 3: ink_update_block(3, h0, cols, d, P, Ws, dZ); break;
-    case 2: ink_update_block(2, h0, cols, d, P, Ws, dZ); break;
-    case 1: ink_update_block(1, h0, cols, d, P, Ws, dZ);
-    }
+    for (; h0 + MAX_VECS * LANES <= hi; h0 += MAX_VECS * LANES) BY_COLUMNS(MAX_VECS);
+    BY_VECS((hi - h0) / LANES, BY_COLUMNS)
+#undef BY_ROWS
+#undef BY_COLUMNS
 }
 
 /* ---- optimizers (optim.py) ---- */
@@ -323,13 +346,13 @@ INLINE void dense_forward(const Dense *layer, const float *A, int64_t rows, floa
     }
 }
 
-/* dA[:, j0:j0+nv*LANES] = dZ WT[:, j0:...] (nv <= 4), row by row in registers. */
+/* dA[:, j0:j0+nv*LANES] = dZ WT[:, j0:...] (nv <= MAX_VECS), row by row in registers. */
 INLINE void dense_gradient_block(int nv, const Dense *layer, const float *dZ, int64_t rows,
                                  int64_t j0, float *dA) {
     const float *WT = layer->WT;
     int64_t fo = layer->fo, sa = layer->sa, sz = layer->sz;
     for (int64_t i = 0; i < rows; i++) {
-        vec acc[4] = {0};
+        vec acc[MAX_VECS] = {0};
         for (int64_t o = 0; o < fo; o++) {
             float g = dZ[i * sz + o];
             for (int q = 0; q < nv; q++) acc[q] += g * load(WT + o * sa + j0 + q * LANES);
@@ -347,14 +370,14 @@ INLINE void dense_update_block(int nv, Dense *layer, const float *A, const float
     int64_t fi = layer->fi, fo = layer->fo, sa = layer->sa, sz = layer->sz;
     int64_t j_end = j0 + nv * LANES < fi ? j0 + nv * LANES : fi;
     for (int64_t o = 0; o < fo; o++) {
-        vec acc[4] = {0};
+        vec acc[MAX_VECS] = {0};
         for (int64_t i = 0; i < rows; i++) {
             float g = dZ[i * sz + o];
             for (int q = 0; q < nv; q++) acc[q] += g * load(A + i * sa + j0 + q * LANES);
         }
         float *row = WT + o * sa;
         if (rule) {
-            float gradient[4 * LANES];
+            float gradient[MAX_VECS * LANES];
             for (int q = 0; q < nv; q++) store(gradient + q * LANES, acc[q]);
             optimize(rule, row + j0, gradient, layer->m + o * sa + j0, layer->s + o * sa + j0,
                      j_end - j0);
@@ -382,20 +405,14 @@ static void dense_limit_norms(Dense *layer, float max_norm) {
 INLINE void dense_backward(Dense *layer, const float *A, const float *dZ, int64_t rows,
                            float *dA, const Rule *rule) {
     int64_t j0 = 0;
-    for (; j0 + 4 * LANES <= layer->sa; j0 += 4 * LANES)
-        dense_gradient_block(4, layer, dZ, rows, j0, dA);
-    switch ((layer->sa - j0) / LANES) {
-    case 3: dense_gradient_block(3, layer, dZ, rows, j0, dA); break;
-    case 2: dense_gradient_block(2, layer, dZ, rows, j0, dA); break;
-    case 1: dense_gradient_block(1, layer, dZ, rows, j0, dA);
-    }
-    for (j0 = 0; j0 + 4 * LANES <= layer->sa; j0 += 4 * LANES)
-        dense_update_block(4, layer, A, dZ, rows, j0, rule);
-    switch ((layer->sa - j0) / LANES) {
-    case 3: dense_update_block(3, layer, A, dZ, rows, j0, rule); break;
-    case 2: dense_update_block(2, layer, A, dZ, rows, j0, rule); break;
-    case 1: dense_update_block(1, layer, A, dZ, rows, j0, rule);
-    }
+#define GRADIENT(nv) dense_gradient_block(nv, layer, dZ, rows, j0, dA)
+#define UPDATE(nv) dense_update_block(nv, layer, A, dZ, rows, j0, rule)
+    for (; j0 + MAX_VECS * LANES <= layer->sa; j0 += MAX_VECS * LANES) GRADIENT(MAX_VECS);
+    BY_VECS((layer->sa - j0) / LANES, GRADIENT)
+    for (j0 = 0; j0 + MAX_VECS * LANES <= layer->sa; j0 += MAX_VECS * LANES) UPDATE(MAX_VECS);
+    BY_VECS((layer->sa - j0) / LANES, UPDATE)
+#undef GRADIENT
+#undef UPDATE
     for (int64_t o0 = 0; o0 < layer->sz; o0 += LANES) {
         vec sum = {0};
         for (int64_t i = 0; i < rows; i++) sum += load(dZ + i * layer->sz + o0);
@@ -702,9 +719,9 @@ INLINE void first_layer_block(int nv, int64_t h0, int64_t top, const Columns *co
     const int32_t *row = cols ? cols->row : NULL;
     const float *value = cols ? cols->value : NULL;
     int64_t count = top - h0 < nv * LANES ? top - h0 : nv * LANES;
-    vec sum[4] = {0}, squares[4] = {0}, zero = {0};
+    vec sum[MAX_VECS] = {0}, squares[MAX_VECS] = {0}, zero = {0};
     for (int64_t p = 0; p < d; p++) {
-        vec acc[4];
+        vec acc[MAX_VECS];
         for (int q = 0; q < nv; q++) acc[q] = load(vg + h0 + q * LANES);
         if (!cols) {
             float *minus = ink_grad + p * P + h0;
@@ -716,7 +733,7 @@ INLINE void first_layer_block(int nv, int64_t h0, int64_t top, const Columns *co
                 for (int q = 0; q < nv; q++) acc[q] += value[e] * load(g + q * LANES);
             }
         }
-        float gradient[4 * LANES], *w = Ws + p * P + h0;
+        float gradient[MAX_VECS * LANES], *w = Ws + p * P + h0;
         for (int q = 0; q < nv; q++) store(gradient + q * LANES, acc[q]);
         optimize(rule, w, gradient, m + p * P + h0, s + p * P + h0, count);
         for (int q = 0; q < nv; q++) {
@@ -725,7 +742,7 @@ INLINE void first_layer_block(int nv, int64_t h0, int64_t top, const Columns *co
         }
     }
     if (max_norm > 0) {
-        float factor[4 * LANES] = {0}, squared[4 * LANES];
+        float factor[MAX_VECS * LANES] = {0}, squared[MAX_VECS * LANES];
         int shrinks = 0;
         for (int q = 0; q < nv; q++) store(squared + q * LANES, squares[q]);
         for (int64_t j = 0; j < count; j++)
@@ -743,23 +760,14 @@ INLINE void first_layer_block(int nv, int64_t h0, int64_t top, const Columns *co
 INLINE void first_layer_step(int64_t lo, int64_t hi, int64_t top, const Columns *cols,
                              int64_t d, int64_t P, Work *work, const Rule *rule,
                              float max_norm) {
-    for (int64_t h0 = lo; h0 < hi && h0 < top; h0 += 4 * LANES) {
-        int nv = (int)((hi - h0) / LANES < 4 ? (hi - h0) / LANES : 4);
-        switch (nv) {
-        case 4: first_layer_block(4, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                  work->m1, work->s1, rule, max_norm, work->colsum,
-                                  work->ink_grad); break;
-        case 3: first_layer_block(3, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                  work->m1, work->s1, rule, max_norm, work->colsum,
-                                  work->ink_grad); break;
-        case 2: first_layer_block(2, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                  work->m1, work->s1, rule, max_norm, work->colsum,
-                                  work->ink_grad); break;
-        default: first_layer_block(1, h0, top, cols, d, P, work->Ws, work->grad, work->vg,
-                                   work->m1, work->s1, rule, max_norm, work->colsum,
-                                   work->ink_grad);
-        }
+#define STEP(nv)                                                                             \
+    first_layer_block(nv, h0, top, cols, d, P, work->Ws, work->grad, work->vg, work->m1,       \
+                      work->s1, rule, max_norm, work->colsum, work->ink_grad)
+    for (int64_t h0 = lo; h0 < hi && h0 < top; h0 += MAX_VECS * LANES) {
+        int64_t nv = (hi - h0) / LANES < MAX_VECS ? (hi - h0) / LANES : MAX_VECS;
+        BY_VECS(nv, STEP)
     }
+#undef STEP
 }
 
 /* Asks the cache for the ink of rows order[first:last] and for the row pointers of the batch
@@ -787,17 +795,17 @@ INLINE void prefetch_ink(const Inputs *in, int64_t first, int64_t last, int64_t 
  *   one thread: the layers above, forward and back;  another: the batch's ink by columns
  *   every thread: the first layer's update on its columns.
  * A thread's update and its next forward touch only its own columns: no wait between. */
-HOT static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
+static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
                            const Optim *optim, State *state, int threads, float *logits,
                            Tally *tally) {
     int L = net->depth;
     int64_t d = net->size[0], H = net->size[1], P = padded(H), blocks = P / LANES;
-    int64_t most = blocks / 4 > 1 ? blocks / 4 : 1; /* 64 columns a thread, or it loses */
+    int64_t most = P / 64 > 1 ? P / 64 : 1; /* 64 columns a thread, or it loses */
     threads = threads < most ? threads : (int)most;  /* (784-64-10 ran slower on 2) */
     if (batch == 1) /* a sample alone is too little to share: waits cost more than it saves */
         threads = 1; /* (784-800-10 per sample ran slower on 2) */
     int dense = optim->kind != PLAIN_SGD; /* the dense path: every row of W_1 steps */
-    int by_rows = blocks <= 4 * threads; /* every thread's columns in one pass */
+    int by_rows = blocks <= MAX_VECS * threads; /* every thread's columns in one pass */
     float max_norm = dense ? (float)optim->max_norm : 0;
     double lr = optim->lr;
     if (!dense) state = NULL;
@@ -1139,7 +1147,26 @@ done:
     return result;
 }
 
+/* cpu_runs(): the instruction sets of the other builds that this CPU (and its operating
+ * system, which must save the wider registers) runs, widest first: a module built for one is
+ * imported only where it is listed here. */
+static PyObject *py_cpu_runs(PyObject *self, PyObject *unused) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+    int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+                 __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (avx512) return Py_BuildValue("(ss)", "avx512", "avx2");
+    if (avx2) return Py_BuildValue("(s)", "avx2");
+#endif
+    return PyTuple_New(0);
+}
+
 static PyMethodDef methods[] = {
+    {"cpu_runs", py_cpu_runs, METH_NOARGS,
+     "cpu_runs() -> the instruction sets of the other builds this CPU runs, widest first"},
     {"count_ink", py_count_ink, METH_VARARGS,
      "count_ink(pixels, n, d, rowptr, threads): see mlpcli/engines/compiled.py"},
     {"gather_ink", py_gather_ink, METH_VARARGS,
@@ -1151,8 +1178,20 @@ static PyMethodDef methods[] = {
      "-> (summed loss, correct): see mlpcli/engines/compiled.py"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sparse_sgd",
+#define TEXT(name) #name
+#define NAME(name) TEXT(name)
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, NAME(MODULE),
                                     "Compiled mini-batch SGD step; see mlpcli/engines/compiled.py.",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__sparse_sgd(void) { return PyModule_Create(&module); }
+#define INIT_OF(name) PyInit_##name
+#define INIT(name) INIT_OF(name)
+PyMODINIT_FUNC INIT(MODULE)(void) {
+    PyObject *self = PyModule_Create(&module);
+    if (self && (PyModule_AddIntConstant(self, "LANES", LANES) < 0 ||
+                 PyModule_AddIntConstant(self, "MAX_LAYERS", MAX_LAYERS) < 0)) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return self;
+}

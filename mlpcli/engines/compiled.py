@@ -17,33 +17,45 @@ has no input dropout: that would zero blank pixels too, and the ink would no lon
 that differs between images. When the extension was not built (no C compiler at install),
 the NumPy engines do everything.
 
+The step is built once per instruction set (setup.py): `step_module()` is the widest build
+that this CPU runs, or a narrower one where MLPCLI_SIMD caps it (avx512, avx2 or baseline),
+so that each build can be run and tested on one machine.
+
 Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,) and values
 `pixels` (nnz,) row after row, row r's between rowptr[r] and rowptr[r + 1] (N + 1,).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from ..data import Split, normalization_coefficients
+from ..errors import ConfigError
 from ..nn.dropout import Dropout
 from ..nn.model import MLP
 from ..nn.optim import Adam, Momentum, Optimizer
 from .base import CHUNK_SAMPLES, Engine, StepOptions, Trained, usable_cpus
 
 try:
-    from . import _sparse_sgd
+    from . import _sparse_sgd  # the baseline build, which every CPU runs
 except ImportError:  # built without a C compiler: the NumPy engine alone
     _sparse_sgd = None
 
+SIMD_PATHS = ("avx512", "avx2", "baseline")  # setup.py's builds, widest first
+SIMD_VARIABLE = "MLPCLI_SIMD"  # caps the build used at the one named
+
 ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
-MAX_LAYERS = 16  # as in the C file: layers of weights
+MAX_LAYERS = _sparse_sgd.MAX_LAYERS if _sparse_sgd else 16  # layers of weights
 # An MNIST image's inked pixels, about: what the first layer multiplies per image
 INK_PER_IMAGE = 150
 PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = range(6)  # as in the C file
@@ -52,6 +64,39 @@ PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = range(6)  # as in the C file
 def available() -> bool:
     """Whether the compiled step was built with this install."""
     return _sparse_sgd is not None
+
+
+def simd_paths() -> list[str]:
+    """The builds of the step that were installed and that this CPU runs, widest first."""
+    if _sparse_sgd is None:
+        return []
+    package = __name__.rpartition(".")[0]
+    built = [
+        path
+        for path in _sparse_sgd.cpu_runs()
+        if importlib.util.find_spec(f"{package}._sparse_sgd_{path}") is not None
+    ]
+    return [*built, "baseline"]
+
+
+def simd_path() -> str:
+    """The build that trains: the widest of simd_paths(), no wider than MLPCLI_SIMD."""
+    cap = os.environ.get(SIMD_VARIABLE, "").strip().lower() or SIMD_PATHS[0]
+    if cap not in SIMD_PATHS:
+        raise ConfigError(
+            f"{SIMD_VARIABLE}={cap} is not an instruction set of the compiled step; "
+            f"set it to one of {', '.join(SIMD_PATHS)}, or unset it"
+        )
+    allowed = SIMD_PATHS[SIMD_PATHS.index(cap) :]
+    return next(path for path in simd_paths() if path in allowed)
+
+
+def step_module() -> ModuleType:
+    """The module of simd_path()'s build: train_chunk, count_ink, gather_ink."""
+    path = simd_path()
+    if path == "baseline":
+        return _sparse_sgd
+    return importlib.import_module(f"{_sparse_sgd.__name__}_{path}")
 
 
 def not_built_reason() -> str:
@@ -94,9 +139,10 @@ class InkPixels:
         (many times faster than NumPy's np.nonzero; docs/performance.md)."""
         X = np.ascontiguousarray(split.X.reshape(len(split.X), -1))
         rowptr = np.empty(len(X) + 1, np.int64)
-        _sparse_sgd.count_ink(X, len(X), X.shape[1], rowptr, threads)
+        step = step_module()
+        step.count_ink(X, len(X), X.shape[1], rowptr, threads)
         cols, pixels = np.empty(rowptr[-1], np.uint16), np.empty(rowptr[-1], np.uint8)
-        _sparse_sgd.gather_ink(X, len(X), X.shape[1], rowptr, cols, pixels, threads)
+        step.gather_ink(X, len(X), X.shape[1], rowptr, cols, pixels, threads)
         scale, blank = normalization_coefficients(*split.normalization)
         return cls(rowptr, cols, pixels, float(scale), float(blank))
 
@@ -140,7 +186,7 @@ def train_on_ink(
     count = 2 * len(model.weights)
     firsts = optimizer.buffers.get("velocity") or optimizer.buffers.get("mean") or [None] * count
     seconds = optimizer.buffers.get("square") or [None] * count
-    loss_sum, correct = _sparse_sgd.train_chunk(
+    loss_sum, correct = step_module().train_chunk(
         np.ascontiguousarray(rows, np.int64),
         ink.rowptr,
         ink.cols,
@@ -225,6 +271,7 @@ class CompiledEngine(Engine):
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:
         if not available():
             return not_built_reason()
+        simd_path()  # a bad MLPCLI_SIMD is refused before any work
         if step.loss != "cross-entropy":
             return f"it has the cross-entropy loss only, not {step.loss}"
         if step.activation not in ACTIVATION_CODES:
