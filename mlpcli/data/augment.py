@@ -15,6 +15,10 @@ Sampling is bilinear; beyond the image the paper is blank (0). A positive rotati
 the digit counterclockwise as displayed.
 
 Shapes: images (n, h, w) uint8 in, the same out, so the compiled step still reads ink.
+
+The same seed and epoch give the same images whatever the machine's load: no product here
+is one that BLAS would split over threads (some of its kernels round differently when they
+do, and a pixel on a rounding edge then turns out one level apart).
 """
 
 from __future__ import annotations
@@ -130,8 +134,8 @@ def warp(
     field: np.ndarray | None = None,
 ) -> np.ndarray:
     """Images (n, h, w) uint8 sampled bilinearly at q = inverse (p - c - shift) + c + field(p)
-    (module docstring): inverse (n, 2, 2), shift (n, 2) pixels, field (h, 2, n, w) (as
-    Warper.elastic_field lays it out) or None."""
+    (module docstring): inverse (n, 2, 2), shift (n, 2) pixels, field (2, n, h, w) (x, then
+    y, as Warper.elastic_field lays it out) or None."""
     out = np.empty_like(images)
     Warper(*images.shape).warp(images, inverse, shift, field, out)
     return out
@@ -158,20 +162,22 @@ class Warper:
         self.packed = np.zeros((n, h + 3, w + 3, 4), np.uint8)
         self.neighbours = np.empty((n, h, w), np.uint32)
         self.corners = np.empty((4, n, h, w), np.float32)
-        self.field = np.empty(h * 2 * n * w, np.float32)  # (h, 2, m, w) for m images
+        self.along_x = np.empty((2 * n, h, w), np.float32)  # elastic_field's first product
+        self.field = np.empty((2 * n, h, w), np.float32)  # (2, m, h, w) for m images
         self.modes = (None, None, None)  # (sigma, blur_modes along y, along x)
         self.first_pixels = np.arange(n, dtype=np.int32)[:, None, None] * self.padded[0].size
 
     def elastic_field(
         self, m: int, rng: np.random.Generator, alpha: float, sigma: float
     ) -> np.ndarray:
-        """Displacement fields of m images, x and y, laid out (h, 2, m, w): alpha times
+        """Displacement fields of m images, x and y, laid out (2, m, h, w): alpha times
         Simard's G N G^T, N uniform noise in [-1, 1] per pixel, G the Gaussian blur
         (gaussian_matrix). Drawn through G = Q diag(g) Q^T as alpha (Q g) Z (Q g)^T, with Z
         uniform in [-1, 1] too: Q^T N Q has the same covariance, as Q is orthogonal, so the
         field's covariance is Simard's but for the modes the blur nearly erases (g below
         GAUSSIAN_MODES_KEPT of the largest), and an image takes a hundred numbers rather
-        than 1568 (module docstring)."""
+        than 1568 (module docstring). The products are one small matrix an image and axis:
+        never large enough for BLAS to split over threads (module docstring)."""
         n, h, w = self.shape
         if self.modes[0] != sigma:
             self.modes = (sigma, blur_modes(h, sigma), blur_modes(w, sigma))
@@ -180,23 +186,26 @@ class Warper:
         noise = rng.random((r, 2 * m, c), dtype=np.float32)
         noise -= np.float32(0.5)
         noise *= np.float32(2 * alpha)
-        along_x = (noise.reshape(-1, c) @ cols.T).reshape(r, 2 * m * w)
-        field = self.field[: h * 2 * m * w].reshape(h, 2 * m * w)
-        np.matmul(rows, along_x, out=field)
-        return field.reshape(h, 2, m, w)
+        along_x = self.along_x[: 2 * m, :r]
+        np.matmul(noise.transpose(1, 0, 2), cols.T, out=along_x)  # (2m, r, w)
+        field = self.field[: 2 * m]
+        np.matmul(rows, along_x, out=field)  # (2m, h, w)
+        return field.reshape(2, m, h, w)
 
     def warp(self, images, inverse, shift, field, out) -> None:
         """warp() of images (m, h, w), m <= n, into out (m, h, w) uint8."""
         m, h, w = images.shape
         stride = w + 3
-        # q + 1, in the padded image = coefficients (m, 3) @ grid (3, h w), for x and for y
+        # q + 1, in the padded image = coefficients (m, 3) @ grid (3, h w), for x and for y,
+        # by einsum: a BLAS product this large may be split over threads (module docstring)
         offset = self.centre + 1 - (inverse @ shift[:, :, None])[:, :, 0]
         q, whole = self.q[:, :m], self.whole[:, :m]
         for axis in range(2):
             coefficients = np.concatenate([inverse[:, axis], offset[:, axis, None]], axis=1)
-            np.matmul(coefficients.astype(np.float32), self.grid, out=q[axis].reshape(m, -1))
-            if field is not None:  # (h, 2, m, w)
-                q[axis] += field[:, axis].transpose(1, 0, 2)
+            product = q[axis].reshape(m, -1)
+            np.einsum("ij,jk->ik", coefficients.astype(np.float32), self.grid, out=product)
+            if field is not None:  # (2, m, h, w)
+                q[axis] += field[axis]
         # clipping to [0, size + 1] sends all beyond the image to blank paper, with no test
         np.clip(q[0], 0, w + 1, out=q[0])
         np.clip(q[1], 0, h + 1, out=q[1])
