@@ -261,3 +261,22 @@ def central_differences(value, params: list[np.ndarray], h: float = 1e-6) -> lis
             gradient[index] = (up - down) / (2 * h)
         numeric.append(gradient)
     return numeric
+
+
+def rounding_bound(model, X: np.ndarray) -> np.ndarray:
+    """How far apart two float32 forward passes of X (n, d) through `model` may end, (n, k),
+    when their sums run in other orders (BLAS blocks a product by its shape). A product of
+    length-m sums is within gamma_m |A| |W| of the exact one, gamma_m = m u / (1 - m u) and
+    u = eps / 2 (Higham, Accuracy and Stability of Numerical Algorithms, (3.13)), and adding
+    the bias within u |Z|; a difference in A reaches Z through |W|, and every activation
+    here changes by at most the change of its input. Two passes differ by twice one's error."""
+    u = np.finfo(np.float32).eps / 2
+    activation = model.get_activation()
+    A, apart = np.asarray(X, np.float64), np.zeros((len(X), model.layers[0]))
+    for layer, (W, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+        W, gamma = W.astype(np.float64), len(W) * u / (1 - len(W) * u)
+        Z = A @ W + b
+        apart = apart @ np.abs(W) + 2 * (gamma * (np.abs(A) @ np.abs(W)) + u * np.abs(Z))
+        if layer < len(model.weights) - 1:
+            A = activation.forward(Z)
+    return apart

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import central_differences, run_state
+from conftest import central_differences, rounding_bound, run_state
 
 from mlpcli.data import Split
 from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
@@ -78,4 +78,6 @@ def test_predict_proba_rows_sum_to_one_and_predict_is_argmax():
     assert P.shape == (20, 10) and P.dtype == np.float32
     np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(model.predict(X), P.argmax(axis=1))
-    np.testing.assert_allclose(model.logits(X, chunk=3), model.logits(X), rtol=1e-5)
+    # chunks of 3 rows take other BLAS kernels than 20 rows do: the same sums, in other orders
+    apart = np.abs(model.logits(X, chunk=3) - model.logits(X))
+    assert (apart <= rounding_bound(model, X)).all()
