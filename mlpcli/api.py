@@ -388,11 +388,13 @@ def train(
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     resume: Checkpoint | None = None,
+    on_engine: Callable | None = None,
 ) -> TrainResult:
     """Load config's dataset, train an MLP by `config` (its layers set to fit the data when
     not given), and measure the best epoch on every split. With `resume` (a checkpoint that
     resume_config() accepted with this config), the run it saved goes on from its last
-    completed epoch to config.epochs."""
+    completed epoch to config.epochs. `on_engine` is told which engine `auto` chose
+    (engines.choice.Choice) before the first epoch."""
     from .data.typed_digits import with_typed_digits
     from .training import fit
 
@@ -422,6 +424,7 @@ def train(
         config.fit_options(),
         progress,
         on_epoch,
+        on_engine,
     )
     best = result.model
     figures = {name: evaluate_split(best, split) for name, split in splits.items() if len(split.y)}
@@ -440,6 +443,7 @@ def train(
         "stopped_early": result.stopped_early,
         "interrupted": result.interrupted,
         "engine": result.engine,
+        **({"engine_timings": result.choice.seconds_per_sample} if result.choice else {}),
         **{f"{name}_accuracy": f["accuracy"] for name, f in figures.items()},
         **{f"{name}_loss": f["loss"] for name, f in figures.items()},
         "resume": result.state.meta(),

@@ -10,7 +10,7 @@ from mlpcli.api import TrainConfig
 from mlpcli.data import Split, normalize
 from mlpcli.engines import compiled as sparse_sgd
 from mlpcli.engines.base import StepOptions
-from mlpcli.engines.choice import choose_engine
+from mlpcli.engines.choice import choose_engine, fastest_engine, usable_engines
 from mlpcli.engines.fast_numpy import sgd_minibatches, sgd_per_sample
 from mlpcli.errors import ConfigError
 from mlpcli.nn.losses import cross_entropy
@@ -147,7 +147,7 @@ def test_bad_indices_are_refused_before_anything_is_written():
     np.testing.assert_array_equal(model.weights[0], before.weights[0])
 
 
-def test_auto_picks_the_fastest_engine_that_takes_the_options():
+def test_auto_chooses_among_the_engines_that_take_the_options():
     pixels, labels = _digits(50)
     split = Split(pixels, labels, STATS)
     compiled = "compiled" if sparse_sgd.available() else "numpy"
@@ -175,10 +175,11 @@ def test_auto_picks_the_fastest_engine_that_takes_the_options():
     assert choose_engine("auto", deep, split).name == "numpy"
     with pytest.raises(ConfigError, match="at most 16 layers|not built"):
         choose_engine("compiled", deep, split)
-    wide_above = StepOptions(layers=(784, 256, 256, 10))  # more weights above than ink x 256
-    assert choose_engine("auto", wide_above, split).name == "numpy"
-    if sparse_sgd.available():  # asked for by name, it trains all the same
-        assert choose_engine("compiled", wide_above, split).name == "compiled"
+    assert (
+        list(usable_engines(plain, split))
+        == [compiled, "numpy", "reference"][compiled == "numpy" :]
+    )
+    assert list(usable_engines(StepOptions(input_dropout=0.2), split)) == ["reference"]
     with pytest.raises(ConfigError, match="cross-entropy loss only|not built"):
         choose_engine("compiled", StepOptions("relu", "mse"), split)
 
@@ -385,3 +386,39 @@ def test_a_bad_mlpcli_simd_is_a_usage_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["train", "--engine", "compiled", "--out", str(out)])
     assert result.exit_code == 2 and "MLPCLI_SIMD=sse9" in result.output
     assert isinstance(result.exception, SystemExit) and not out.exists()
+
+
+def test_auto_takes_the_engine_it_timed_fastest():
+    pixels, labels = _digits(50)
+    split = Split(pixels, labels, STATS)
+    plain = StepOptions("relu", "cross-entropy")
+    names = list(usable_engines(plain, split))
+    for fastest in names:  # whichever is made out to be quickest, and by how much
+        told = {name: 1e-5 if name == fastest else 3e-5 for name in names}
+        choice = fastest_engine(plain, split, lambda engine, told=told: told[engine.name])
+        assert choice.engine.name == fastest and choice.seconds_per_sample == told
+        assert choice.summary().startswith(f"{fastest}, 3.00x as fast as ")
+    lone = fastest_engine(StepOptions(input_dropout=0.2), split, lambda engine: 1 / 0)
+    assert lone.engine.name == "reference" and lone.summary() == "reference"  # nothing timed
+
+
+def test_auto_times_the_engines_without_touching_the_run():
+    """The trial trains copies: the run then takes exactly the steps of the engine it chose
+    when that engine is named, from the same weights, buffers and random streams."""
+    pixels, labels = _digits(400)
+    split = Split(pixels, labels, STATS)
+    results, told = {}, []
+    for engine in ("auto", None):
+        model = MLP.initialize([784, 32, 10], np.random.default_rng(3))
+        state = run_state(model, 4, 0.05, "momentum")
+        options = FitOptions(0.05, 2, 20, 0, engine=engine or results["auto"].engine)
+        options.optimizer, options.dropout = "momentum", 0.2
+        results[engine] = fit(state, split, None, options, False, on_engine=told.append)
+    auto, named = results["auto"], results[None]
+    assert told == [auto.choice] and named.choice is None  # said once, for auto alone
+    timed = auto.choice.seconds_per_sample
+    assert set(timed) == set(usable_engines(StepOptions(optimizer="momentum", dropout=0.2)))
+    assert auto.engine == min(timed, key=timed.get) and all(s > 0 for s in timed.values())
+    for a, b in zip(auto.model.params, named.model.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert auto.history[-1]["train_loss"] == named.history[-1]["train_loss"]

@@ -292,7 +292,13 @@ def train(
 
     try:
         result = train_model(
-            config, data_dir, list(mirrors) or None, bars(quiet), on_epoch, resumed
+            config,
+            data_dir,
+            list(mirrors) or None,
+            bars(quiet),
+            on_epoch,
+            resumed,
+            on_engine=None if quiet else lambda choice: echo_err(f"engine: {choice.summary()}"),
         )
     except ConfigError as exc:  # the layers do not fit the dataset, known once it is loaded
         raise click.UsageError(str(exc)) from None
@@ -419,16 +425,16 @@ def _interrupted_exit() -> int:
 
 
 def _say_engine(config: TrainConfig) -> None:
-    """Say on stderr which engine trains, and why `auto` passed over the faster ones."""
-    from ..engines.choice import choose_engine, fallback_reasons
+    """Say on stderr why `auto` cannot take some engines (it times the others once the data
+    is loaded: train_model's on_engine says which won)."""
+    from ..engines.choice import fallback_reasons
 
     if config.engine != "auto":
         return
-    step = config.step_options()
-    passed_over = fallback_reasons(step)
+    passed_over = fallback_reasons(config.step_options())
     if passed_over:
         why = "; ".join(f"{name}: {reason}" for name, reason in passed_over.items())
-        echo_err(f"engine: {choose_engine('auto', step).name} ({why})")
+        echo_err(f"engines auto cannot use here: {why}")
 
 
 def _epoch_line(record: dict) -> str:

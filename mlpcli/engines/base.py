@@ -3,8 +3,8 @@
 An engine trains a model for one epoch, a chunk of samples at a time, taking exactly the
 steps of the reference (nn.model.train_step with an nn.optim optimizer): the fast ones may
 fuse and reorder the arithmetic, never change it. `why_not(step, train)` says why an engine
-cannot take a set of options, or None when it can: `--engine auto` takes the fastest engine
-that can, and naming an engine that cannot is refused with its reason.
+cannot take a set of options, or None when it can: `--engine auto` times those that can and
+takes the fastest (choice.py), and naming an engine that cannot is refused with its reason.
 """
 
 from __future__ import annotations
@@ -174,12 +174,6 @@ class Engine:
     def why_not(step: StepOptions, train: Split | None = None) -> str | None:
         """Why this engine cannot train with `step` (on `train`, when given), or None."""
         raise NotImplementedError
-
-    @staticmethod
-    def why_slow(step: StepOptions) -> str | None:
-        """Why a slower engine would beat this one on `step`, or None: `auto` passes over an
-        engine that says so, though it can still be asked for by name."""
-        return None
 
     def chunks(self, order: np.ndarray) -> Iterator[np.ndarray]:
         """The rows of `order` a chunk at a time: whole batches of about CHUNK_SAMPLES rows."""

@@ -33,7 +33,6 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
@@ -56,8 +55,6 @@ SIMD_VARIABLE = "MLPCLI_SIMD"  # caps the build used at the one named
 
 ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
 MAX_LAYERS = _sparse_sgd.MAX_LAYERS if _sparse_sgd else 16  # layers of weights
-# An MNIST image's inked pixels, about: what the first layer multiplies per image
-INK_PER_IMAGE = 150
 PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = range(6)  # as in the C file
 
 
@@ -282,17 +279,6 @@ class CompiledEngine(Engine):
             return "it has no --input-dropout (dropping blank pixels breaks its ink-only sums)"
         if train is not None and not takes(train):
             return "it reads uint8 pixels with their normalization, not these features"
-        return None
-
-    @staticmethod
-    def why_slow(step: StepOptions) -> str | None:
-        upper = sum(fan_in * fan_out for fan_in, fan_out in pairwise(step.layers[1:]))
-        ink = INK_PER_IMAGE * step.layers[1]
-        if upper > ink:
-            return (
-                "its layers above the first are plain loops on one thread, slower than BLAS "
-                "where they hold more weights than the first layer multiplies per image"
-            )
         return None
 
     def run_epoch(self, order: np.ndarray) -> Iterator[Trained]:

@@ -15,7 +15,7 @@ from .. import interrupts
 from ..data import Split
 from ..data.augment import Augmentation
 from ..engines.base import Engine, StepOptions, free_cpus
-from ..engines.choice import choose_engine
+from ..engines.choice import Choice, choose_engine, fastest_engine, time_engine
 from ..errors import TrainingDiverged
 from ..nn.dropout import Dropout
 from ..report.metrics import evaluate_split
@@ -62,6 +62,7 @@ class FitResult:
     stopped_early: bool = False
     interrupted: bool = False
     engine: str = "reference"  # the name of the engine that trained
+    choice: Choice | None = None  # with --engine auto: what it chose among, and how fast each
 
     @property
     def model(self):
@@ -84,12 +85,15 @@ def fit(
     options: FitOptions,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    on_engine: Callable[[Choice], None] | None = None,
 ) -> FitResult:
     """Train state.model in place from epoch state.epoch + 1 to options.epochs, keeping the
     weights of the best epoch in state.best_model: the lowest validation loss, or with
     options.monitor "accuracy" the highest validation accuracy (the training split's figures
     when there is no validation data).
 
+    With options.engine "auto", each engine that can train the options is timed first on a
+    copy of the model (engines.choice), and the fastest trains; on_engine is told the choice.
     Each epoch shuffles the sample indices from state.shuffle_rng and sets the optimizer's
     learning rate from state.schedule. Ctrl-C ends training within one chunk of samples;
     the result then says `interrupted`, and its state is that of the last completed epoch.
@@ -102,10 +106,15 @@ def fit(
     if options.dropout or options.input_dropout:
         dropout = Dropout(options.dropout, options.input_dropout, state.dropout_rng)
     threads = options.threads or free_cpus()
-    engine = choose_engine(options.engine, step, train)(
-        model, state.optimizer, dropout, train, batch_size, threads
-    )
-    result = FitResult(state.snapshot(), engine=engine.name)
+    choice = None
+    if options.engine == "auto":
+        trial = (model, state.optimizer, dropout, train, batch_size, threads)
+        choice = fastest_engine(step, train, lambda engine: time_engine(engine, *trial))
+        if on_engine:
+            on_engine(choice)
+    chosen = choice.engine if choice else choose_engine(options.engine, step, train)
+    engine = chosen(model, state.optimizer, dropout, train, batch_size, threads)
+    result = FitResult(state.snapshot(), engine=engine.name, choice=choice)
     augmented = None
     if options.augmentation:
         augmented = AugmentedTraining(
