@@ -395,7 +395,7 @@ def train(
     resume_config() accepted with this config), the run it saved goes on from its last
     completed epoch to config.epochs. `on_engine` is told which engine `auto` chose
     (engines.choice.Choice) before the first epoch."""
-    from .data.typed_digits import with_typed_digits
+    from .data.typed_digits import typed_share
     from .training import fit
 
     config.validate()
@@ -406,10 +406,12 @@ def train(
         arrays["train-images"].shape[1:], classes, config.dataset, dataset.preparation == "digits"
     )
     config.validate()  # the engine again, for the layers now known
-    splits, (mean, std) = make_splits(arrays, config.validation_size, config.seed)
-    del arrays  # the splits hold copies; the raw arrays would only add to peak memory
-    if config.typed_digits:  # to learn from only: validation and test stay the dataset's own
-        splits["train"] = with_typed_digits(splits["train"], config.typed_digits, config.seed)
+    typed = None  # to learn from only: validation and test stay the dataset's own
+    if config.typed_digits:
+        train_size = max(0, len(arrays["train-images"]) - config.validation_size)
+        typed = typed_share(config.typed_digits, train_size, config.seed)
+    splits, (mean, std) = make_splits(arrays, config.validation_size, config.seed, extra=typed)
+    del arrays, typed  # the splits hold copies; these would only add to peak memory
     if resume is not None and not np.allclose((mean, std), resume.normalization, rtol=1e-9, atol=0):
         raise DataError(
             "the training data no longer matches the run being resumed (its pixel statistics "

@@ -230,6 +230,7 @@ def test_a_run_keeps_the_background_only_when_it_was_quicker(second, kept):
 
     class Engine:
         threads = 2
+        reads_split_while_training = True
 
         def use(self, split):
             self.split = split
@@ -286,3 +287,25 @@ def test_the_distortions_do_not_depend_on_blas_threads():
         with threadpool_limits(threads, "blas"):
             made.append(both.distort(images, epoch_rng(0, 3)))
     np.testing.assert_array_equal(made[0], made[1])
+
+
+def test_one_buffer_makes_the_same_epochs_once_each_is_taken():
+    """For an engine that indexes an epoch's pixels before it trains (the compiled step), the
+    next epoch is made over the same buffer: the same images, in half the memory."""
+    from mlpcli.data.augment import AugmentedEpochs
+
+    train = digits_split(300)
+    made = {}
+    for buffers in (1, 2):
+        epochs = AugmentedEpochs(train, Augmentation(("affine",)), 1, 3, buffers)
+        epochs.background = True
+        try:
+            made[buffers] = []
+            for e in (1, 2, 3):
+                made[buffers].append(epochs.epoch(e).X.copy())  # what the engine indexes
+                epochs.ahead(e)
+        finally:
+            epochs.close()
+        assert len(epochs.buffers) == buffers
+    for one, two in zip(made[1], made[2], strict=True):
+        np.testing.assert_array_equal(one, two)

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from mlpcli import load_checkpoint
 from mlpcli.api import TrainConfig, resume_config
 from mlpcli.cli import cli
-from mlpcli.data import Split
-from mlpcli.data.typed_digits import SHARE, typed_digits, with_typed_digits
+from mlpcli.data import make_splits
+from mlpcli.data.typed_digits import SHARE, typed_digits, typed_share
 from mlpcli.errors import ConfigError
 from mlpcli.io.image import BOX, FIELD
 
@@ -61,14 +61,19 @@ def test_the_same_seed_draws_the_same_digits():
     assert np.array_equal(first, again) and not np.array_equal(first, other)
 
 
-def test_with_typed_digits_adds_the_share_after_the_split_s_own():
-    rows = np.arange(200 * 784, dtype=np.int64).reshape(200, 784).astype(np.uint8)
-    split = Split(rows, np.zeros(200, np.int64), (0.1, 0.3), (28, 28))
-    grown = with_typed_digits(split, 0.25, seed=3)
-    assert len(grown) == 250 and grown.normalization == (0.1, 0.3)
-    assert np.array_equal(grown.X[:200], rows) and np.array_equal(grown.y[:200], split.y)
-    assert np.array_equal(grown.X, with_typed_digits(split, 0.25, seed=3).X)
-    assert len(with_typed_digits(split, 0.0, seed=3)) == 200
+def test_typed_digits_go_after_the_training_split_s_own():
+    images = np.arange(300 * 784, dtype=np.int64).reshape(300, 28, 28).astype(np.uint8)
+    mnist = {"train-images": images, "train-labels": np.arange(300) % 10}
+    mnist |= {"test-images": images[:10], "test-labels": np.arange(10)}
+    plain, stats = make_splits(mnist, 100, seed=0)
+    typed = typed_share(0.25, 200, seed=3)
+    grown, grown_stats = make_splits(mnist, 100, seed=0, extra=typed)
+    assert len(grown["train"]) == 250 and grown_stats == stats  # the statistics: its own
+    assert np.array_equal(grown["train"].X[:200], plain["train"].X)
+    assert np.array_equal(grown["train"].y, np.concatenate([plain["train"].y, typed[1]]))
+    assert np.array_equal(grown["train"].X[200:], typed[0].reshape(50, 784))
+    assert np.array_equal(typed_share(0.25, 200, seed=3)[0], typed[0])  # drawn from the seed
+    assert len(typed_share(0.0, 200, seed=3)[0]) == 0
 
 
 def test_the_default_is_a_share_for_digits_and_none_for_other_data():

@@ -251,45 +251,60 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
 
 
 class AugmentedEpochs:
-    """A training split distorted anew for each epoch. With `background` on, each call
-    starts the next epoch's images in a thread of their own while this epoch trains (NumPy
+    """A training split distorted anew for each epoch. With `background` on, ahead(e)
+    starts epoch e + 1's images in a thread of their own while epoch e trains (NumPy
     releases the GIL in its loops).
 
-    Two buffers take turns: epoch e's images are written while epoch e - 1 trains on the
-    other, so a split that epoch() returned stays as it is until the epoch after next."""
+    With two `buffers` they take turns: epoch e's images are written while epoch e - 1
+    trains on the other, so a split that epoch() returned stays as it is until the epoch
+    after next. With one, ahead(e) writes over epoch e's images: for a trainer that has
+    copied what it needs of them (the compiled step's index of the ink)."""
 
-    def __init__(self, train: Split, augmentation: Augmentation, seed: int, last_epoch: int):
+    def __init__(
+        self,
+        train: Split,
+        augmentation: Augmentation,
+        seed: int,
+        last_epoch: int,
+        buffers: int = 2,
+    ):
         if train.image_shape is None or train.X.dtype != np.uint8:
             raise ValueError("augmentation needs uint8 images with their shape")
         self.train, self.augmentation = train, augmentation
         self.seed, self.last_epoch = seed, last_epoch
         self.images = train.X.reshape(len(train.X), *train.image_shape)
-        self.buffers = [np.empty_like(self.images) for _ in range(2)]
+        self.buffers = [np.empty_like(self.images) for _ in range(buffers)]
         self.background = False
         self.pool = None
         self.pending = {}  # epoch -> the Future of its images
 
     def _make(self, epoch: int) -> np.ndarray:
-        out = self.buffers[epoch % 2]
+        out = self.buffers[epoch % len(self.buffers)]
         self.augmentation.distort(self.images, epoch_rng(self.seed, epoch), out)
         return out
 
     def epoch(self, epoch: int) -> Split:
-        """The split of `epoch`, its labels and normalization those of the training split."""
+        """The split of `epoch`, its labels and normalization those of the training split;
+        with two buffers and `background` on, the next epoch's images are begun (ahead)."""
         pending = self.pending.pop(epoch, None)
         images = pending.result() if pending is not None else self._make(epoch)
-        if self.background and epoch < self.last_epoch:
-            if self.pool is None:
-                from concurrent.futures import ThreadPoolExecutor  # here: predict skips it
-
-                self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlpcli-augment")
-            self.pending[epoch + 1] = self.pool.submit(self._make, epoch + 1)
+        if len(self.buffers) > 1:
+            self.ahead(epoch)
         return Split(
             images.reshape(len(images), -1),
             self.train.y,
             self.train.normalization,
             self.train.image_shape,
         )
+
+    def ahead(self, epoch: int) -> None:
+        """With `background` on, begin epoch + 1's images in the background thread."""
+        if self.background and epoch < self.last_epoch and epoch + 1 not in self.pending:
+            if self.pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # here: predict skips it
+
+                self.pool = ThreadPoolExecutor(1, thread_name_prefix="mlpcli-augment")
+            self.pending[epoch + 1] = self.pool.submit(self._make, epoch + 1)
 
     def close(self) -> None:
         """Stop making epochs (one being made runs to its end in the background)."""

@@ -81,9 +81,12 @@ def make_splits(
     validation_size: int,
     seed: int,
     normalization: tuple[float, float] | None = None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, Split], tuple[float, float]]:
     """Splits "train", "validation" (from the 60k training images) and "test" as uint8 rows,
-    normalized by `normalization` or, when None, by the statistics of the training split."""
+    normalized by `normalization` or, when None, by the statistics of the training split's
+    own images. `extra` (images (m, h, w) uint8, labels (m,)) go after them in "train",
+    written into the one array the split is made in (no second copy of the split)."""
     images, labels = mnist["train-images"], mnist["train-labels"].astype(np.int64)
     if not 0 <= validation_size < len(images):
         raise DataError(
@@ -91,11 +94,16 @@ def make_splits(
         )
     rows = images.reshape(len(images), -1)
     train_idx, val_idx = train_validation_split(len(images), validation_size, seed)
-    stats = normalization or normalization_stats(rows[train_idx])
+    extra_images, extra_labels = extra if extra is not None else (rows[:0], labels[:0])
+    train_rows = np.empty((len(train_idx) + len(extra_images), rows.shape[1]), rows.dtype)
+    np.take(rows, train_idx, axis=0, out=train_rows[: len(train_idx)])
+    train_rows[len(train_idx) :] = extra_images.reshape(len(extra_images), rows.shape[1])
+    stats = normalization or normalization_stats(train_rows[: len(train_idx)])
+    train_labels = np.concatenate([labels[train_idx], extra_labels.astype(np.int64)])
     test = mnist["test-images"]
     shape = images.shape[1:]
     splits = {
-        "train": Split(rows[train_idx], labels[train_idx], stats, shape),
+        "train": Split(train_rows, train_labels, stats, shape),
         "validation": Split(rows[val_idx], labels[val_idx], stats, shape),
         "test": Split(
             test.reshape(len(test), -1), mnist["test-labels"].astype(np.int64), stats, shape

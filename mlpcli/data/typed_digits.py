@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from .splits import Split
 
 SHARE = 0.08  # typed digits added per training image when the option is left to its default
 STREAM = 4  # the run's fifth random stream (data/augment.py has the fourth)
@@ -26,18 +25,12 @@ TURN = 4.0  # degrees either way: a page not quite straight
 THIN_SHARE = 0.25  # share of digits eroded toward a light weight; the rest are regular or bold
 
 
-def with_typed_digits(split: Split, share: float, seed: int) -> Split:
-    """`split` with round(share * len(split)) typed digits after its own images, drawn from
-    `seed` alone, so that a resumed run makes the same ones."""
-    count = round(share * len(split))
+def typed_share(share: float, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """round(share * train_size) typed digits to go after a training split of `train_size`
+    images (data.make_splits' `extra`), drawn from `seed` alone, so that a resumed run makes
+    the same ones."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM,)))
-    images, labels = typed_digits(count, rng)
-    return Split(
-        np.concatenate([split.X, images.reshape(count, split.X.shape[1])]),
-        np.concatenate([split.y, labels]),
-        split.normalization,
-        split.image_shape,
-    )
+    return typed_digits(round(share * train_size), rng)
 
 
 def typed_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -139,6 +139,8 @@ class Engine:
     threads."""
 
     name: ClassVar[str]
+    # whether run_epoch reads the split's pixels, or only what prepare() made of them
+    reads_split_while_training: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -260,8 +260,10 @@ class CompiledEngine(Engine):
     """train_on_ink a chunk at a time, on every CPU this process may use."""
 
     name = "compiled"
+    reads_split_while_training = False  # it trains on the index of the ink that prepare made
 
     def prepare(self, train: Split) -> None:
+        self.ink = None  # the last epoch's index goes before the next one is made
         self.ink = InkPixels.of(train, usable_cpus(self.threads))
 
     @staticmethod

@@ -34,7 +34,10 @@ class AugmentedTraining:
         threads: int,
     ):
         self.engine, self.threads = engine, usable_cpus(threads)
-        self.epochs = AugmentedEpochs(train, augmentation, seed, last_epoch)
+        # an engine that indexes each epoch's pixels ahead needs one buffer: the next epoch's
+        # images may be written over it as soon as the index is made
+        buffers = 2 if engine.reads_split_while_training else 1
+        self.epochs = AugmentedEpochs(train, augmentation, seed, last_epoch, buffers)
         self.in_turn = None  # seconds of the first epoch, images made then trained
         self.trial = False  # the second epoch, with images made in the background
         self.decided = False
@@ -45,6 +48,9 @@ class AugmentedTraining:
         """Give the engine epoch's images; returns the seconds spent waiting for them."""
         started = time.perf_counter()
         self.engine.use(self.epochs.epoch(epoch))
+        if not self.engine.reads_split_while_training:
+            self.engine.ready()  # indexed: its images may now be written over
+            self.epochs.ahead(epoch)
         self.waited = time.perf_counter() - started
         return self.waited
 
