@@ -27,7 +27,7 @@ from .nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from .nn.initializers import DEFAULT_INIT_SCALE, INITIALIZERS, default_init
 from .nn.losses import LOSSES
 from .nn.model import MLP
-from .nn.optim import OPTIMIZERS, make_optimizer
+from .nn.optim import OPTIMIZERS, default_learning_rate, make_optimizer
 from .nn.schedules import SCHEDULES, Schedule
 
 # predicting lives in prediction.py; its names are the API's too
@@ -50,6 +50,9 @@ INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 
 
 DEFAULT_HIDDEN = 256  # the default network: pixels, 256 ReLU units, classes
+DEFAULT_EPOCHS = 15
+# The full batch takes one step an epoch: gradient descent needs about a hundred to pass 95%.
+FULL_BATCH_EPOCHS = 150
 
 
 @dataclass
@@ -61,8 +64,8 @@ class TrainConfig:
     init_scale: float = DEFAULT_INIT_SCALE  # std of the `normal` init
     leaky_slope: float = DEFAULT_LEAKY_SLOPE
     loss: str = "cross-entropy"
-    lr: float = 0.05
-    epochs: int = 15
+    lr: float | None = None  # None: nn.optim.default_learning_rate(optimizer, batch_size)
+    epochs: int | None = None  # None: DEFAULT_EPOCHS, or FULL_BATCH_EPOCHS at batch_size 0
     batch_size: int = 128
     patience: int = 5
     min_delta: float = 0.0
@@ -102,7 +105,9 @@ class TrainConfig:
     typed_digits: float | None = None
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first option that is out of range."""
+        """Fill in the defaults that follow other options (resolve_defaults), then raise
+        ConfigError naming the first option that is out of range."""
+        self.resolve_defaults()
         try:
             dataset = resolve(self.dataset)
         except DataError as exc:
@@ -157,6 +162,14 @@ class TrainConfig:
 
         choose_engine(self.engine, self.step_options())
 
+    def resolve_defaults(self) -> None:
+        """Set lr and epochs where they were left to their defaults (None), which follow the
+        optimizer and the batch size: the run records the values in force."""
+        if self.lr is None and self.optimizer in OPTIMIZERS and self.batch_size >= 0:
+            self.lr = default_learning_rate(self.optimizer, self.batch_size)
+        if self.epochs is None:
+            self.epochs = FULL_BATCH_EPOCHS if self.batch_size == 0 else DEFAULT_EPOCHS
+
     @property
     def resolved_init(self) -> str:
         return self.init or default_init(self.activation)
@@ -196,6 +209,7 @@ class TrainConfig:
     def fit_options(self) -> FitOptions:
         from .training import FitOptions
 
+        self.resolve_defaults()
         shared = {f.name for f in fields(FitOptions)} - {"learning_rate", "augmentation"}
         return FitOptions(
             learning_rate=self.lr,
@@ -336,6 +350,7 @@ def start_run(config: TrainConfig, resume: Checkpoint | None = None) -> RunState
     """A new run's state from the seed, or, with `resume`, the state that checkpoint saved."""
     from .training import RunState
 
+    config.resolve_defaults()
     init_rng, shuffle_rng, dropout_rng = np.random.default_rng(config.seed).spawn(3)
     model = MLP.initialize(
         config.layers,
@@ -478,8 +493,15 @@ def describe(checkpoint: Checkpoint) -> dict:
     meta = checkpoint.meta
     options = meta.get("options", {})
     default = TrainConfig(activation=options.get("activation", "relu"))
+    follows = TrainConfig(  # the rate and epochs left to their defaults follow these two
+        optimizer=options.get("optimizer", default.optimizer),
+        batch_size=options.get("batch_size", default.batch_size),
+    )
+    follows.resolve_defaults()
     defaults = {
         **asdict(default),
+        "lr": follows.lr,
+        "epochs": follows.epochs,
         "init": default.resolved_init,
         "typed_digits": default.typed_share(checkpoint.preparation == "digits"),
     }
@@ -553,10 +575,17 @@ def did_not_learn(config: TrainConfig, meta: dict) -> str | None:
     chance = 1 / len(meta.get("classes", range(10)))
     if accuracy is None or accuracy >= 1.5 * chance:
         return None
+    default = default_learning_rate(config.optimizer, config.batch_size)
     if config.batch_size == 1 and config.lr > 0.01:
-        cause = f"--lr {config.lr:g} is too high for per-sample steps; try --lr 0.005"
+        cause = (
+            f"--lr {config.lr:g} is too high for per-sample steps; leave --lr out for "
+            f"{config.optimizer}'s rate at batch 1, {default:.2g}"
+        )
     elif config.optimizer in ("adam", "adamw") and config.lr > 0.01:
-        cause = f"--lr {config.lr:g} is too high for {config.optimizer}; try --lr 0.001"
+        cause = (
+            f"--lr {config.lr:g} is too high for {config.optimizer}; leave --lr out for its "
+            f"rate at this batch size, {default:.2g}"
+        )
     elif config.init == "zeros":
         cause = "--init zeros gives every unit the same weights; leave --init out"
     else:

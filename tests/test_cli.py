@@ -334,9 +334,14 @@ def test_a_run_that_learned_nothing_says_why_and_what_to_change():
 
     per_sample = TrainConfig(batch_size=1, lr=0.1)
     warning = did_not_learn(per_sample, {"validation_accuracy": 0.11})
-    assert "did not learn" in warning and "--lr 0.005" in warning
+    assert (
+        "did not learn" in warning
+        and "leave --lr out for momentum's rate at batch 1, 0.00039" in warning
+    )
     adam = TrainConfig(optimizer="adam", lr=0.1)
-    assert "--lr 0.001" in did_not_learn(adam, {"validation_accuracy": 0.098})
+    assert "leave --lr out for its rate at this batch size, 0.001" in did_not_learn(
+        adam, {"validation_accuracy": 0.098}
+    )
     assert "--lr 0.01" in did_not_learn(TrainConfig(lr=0.1), {"train_accuracy": 0.1})
     assert did_not_learn(per_sample, {"validation_accuracy": 0.9}) is None
 

@@ -105,3 +105,47 @@ def test_a_signal_saves_the_best_weights_and_exits_128_plus_it(real_mnist, tmp_p
     meta = load_checkpoint(out).meta
     assert meta["interrupted"] and meta["best_epoch"] >= 1
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+
+
+@pytest.fixture(scope="module")
+def mnist_subset(tmp_path_factory) -> Path:
+    """The first 12,000 of MNIST's training images and its 10,000 test images, as a folder
+    of IDX files (a dataset of its own: no typed digits are added)."""
+    from conftest import SHARED_MNIST, idx_bytes
+
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the real MNIST is not in {SHARED_MNIST}")
+    mnist = load_mnist(SHARED_MNIST, progress=False)
+    folder = tmp_path_factory.mktemp("mnist-subset")
+    for key, name, count in (
+        ("train-images", "train-images-idx3-ubyte", 12_000),
+        ("train-labels", "train-labels-idx1-ubyte", 12_000),
+        ("test-images", "t10k-images-idx3-ubyte", 10_000),
+        ("test-labels", "t10k-labels-idx1-ubyte", 10_000),
+    ):
+        (folder / name).write_bytes(idx_bytes(mnist[key][:count]))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "options, rate",
+    [
+        (["--batch-size", "1"], 0.05 / 128),  # momentum's rate, in proportion to the batch
+        (["--batch-size", "0"], 0.05 * 4),  # the full batch takes batch 512's
+        (["--optimizer", "adam"], 0.001),
+    ],
+)
+def test_the_default_rate_learns_at_any_batch_size_and_optimizer(
+    mnist_subset, tmp_path, options, rate
+):
+    """Without --lr, each optimizer's own rate scaled to the batch size: per-sample SGD, the
+    full batch (for its default 150 epochs) and Adam each pass 95% on the test images."""
+    out = tmp_path / "m.npz"
+    args = ["train", "--dataset", mnist_subset, "--validation-size", "2000", *options]
+    result = CliRunner().invoke(cli, [str(a) for a in [*args, "--out", out]])
+    assert result.exit_code == 0, result.output
+    assert f"learning rate {rate:.3g}" in result.stderr
+    meta = load_checkpoint(out).meta
+    assert meta["options"]["lr"] == pytest.approx(rate)  # recorded as it was in force
+    assert meta["history"][0]["learning_rate"] == pytest.approx(rate)
+    assert meta["test_accuracy"] >= 0.95

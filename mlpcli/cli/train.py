@@ -71,13 +71,18 @@ from .options import LayersType, augment_options, config_option, train_option
 @train_option(
     "--lr",
     click.FloatRange(0, min_open=True),
-    "Learning rate: the step size (the schedule's starting rate). Adam and AdamW want about "
-    "0.001, SGD about 0.1.",
+    "Learning rate: the step size (the schedule's starting rate). Default: the optimizer's "
+    "own (sgd 0.1, momentum and nesterov 0.05, adam and adamw 0.001 at --batch-size 128), "
+    "scaled with the batch size: in proportion for SGD, by its square root for Adam, up to "
+    "batch 512 (docs/training.md#learning-rate).",
+    show_default=False,
 )
 @train_option(
     "--epochs",
     click.IntRange(1),
-    "Most passes over the training data (early stopping may end sooner).",
+    "Most passes over the training data (early stopping may end sooner). Default: 15, or "
+    "150 at --batch-size 0, whose epoch is a single step.",
+    show_default=False,
 )
 @train_option(
     "--batch-size", click.IntRange(0), "Samples per update: 1 = per-sample SGD, 0 = the full batch."
@@ -275,6 +280,9 @@ def train(
     check_out(out, may_replace=force or replacing_the_resumed)
     if not quiet:
         _say_engine(config)
+        if resume is None and options["lr"] is None:
+            batch = "the full batch" if config.batch_size == 0 else f"batch {config.batch_size}"
+            echo_err(f"learning rate {config.lr:.3g}: {config.optimizer}'s default at {batch}")
     if config.resolved_init == "zeros":
         echo_err(
             "warning: --init zeros gives every hidden unit the same weights, so they all "
