@@ -422,3 +422,22 @@ def test_auto_times_the_engines_without_touching_the_run():
     for a, b in zip(auto.model.params, named.model.params, strict=True):
         np.testing.assert_array_equal(a, b)
     assert auto.history[-1]["train_loss"] == named.history[-1]["train_loss"]
+
+
+@needs_build
+def test_the_step_flushes_subnormal_buffers_and_leaves_the_thread_as_it_was(simd):
+    """A dead unit's momentum decays into the subnormal range, where each multiply-add takes
+    x86's slow path: the step treats subnormals as zero, and restores the mode after."""
+    pixels, labels = _digits(64)
+    ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))
+    model = MLP.initialize([784, 32, 10], np.random.default_rng(0))
+    model.biases[0][:8] = -1e4  # eight units that never fire: their gradients are exactly 0
+    optimizer = make_optimizer("momentum", model.params, 0.01, momentum=0.9)
+    subnormal = np.float32(1e-39)
+    assert 0 < subnormal < np.finfo(np.float32).tiny
+    for velocity in optimizer.buffers["velocity"]:
+        velocity[...] = subnormal
+    sparse_sgd.train_on_ink(model, ink, np.arange(64), labels, 64, optimizer, 1)
+    dead = optimizer.buffers["velocity"][0][:, :8]
+    assert (dead == 0).all()  # 0.9 * 1e-39 would stay subnormal
+    assert np.float32(1e-38) * np.float32(0.01) > 0  # this thread computes subnormals again
