@@ -36,7 +36,9 @@ def load_recipe(path: str) -> dict:
         recipe = {k.replace("-", "_"): v for k, v in tomllib.load(file).items()}
     from mlpcli.api import TrainConfig
 
-    return vars(TrainConfig(**recipe))  # mlpcli's defaults for what the config leaves out
+    config = TrainConfig(**recipe)
+    config.resolve_defaults()  # the rate and epochs that follow the optimizer and batch size
+    return vars(config)  # mlpcli's defaults for what the config leaves out
 
 
 def affine_theta(n: int, recipe: dict, size: int, generator: torch.Generator) -> torch.Tensor:
