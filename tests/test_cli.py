@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -403,7 +404,9 @@ def test_the_log_gets_a_row_per_epoch_and_a_resumed_run_appends(tiny_mnist, tmp_
         history = load_checkpoint(out).meta["history"]
         assert rows[1]["validation_accuracy"] == pytest.approx(history[1]["validation_accuracy"])
         again = run("train", *QUICK, "--out", tmp_path / "other.npz", "--log", log)
-        assert again.exit_code == 2 and "exists; give --force" in again.output
+        assert again.exit_code == 2 and "already exists; choose another file with --log" in (
+            again.output
+        )
         resumed = run("train", "--resume", out, "--epochs", 4, "--log", log, "-q")
         assert resumed.exit_code == 0, resumed.output
         assert [r["epoch"] for r in read_log(log)] == [1, 2, 3, 4]
@@ -428,3 +431,56 @@ def test_info_shows_the_run_at_a_glance(tiny_mnist, tmp_path):
     text = run("info", "--checkpoint", out).stdout
     assert "--lr 0.003" in text and "--optimizer adam" in text and "784,16,10 relu" in text
     assert run("info", tmp_path / "missing.npz").exit_code == 1
+
+
+def test_a_log_that_cannot_be_written_warns_once_and_the_run_is_saved(
+    tiny_mnist, tmp_path, monkeypatch
+):
+    """A full disk under --log stops the log, not the run."""
+    import errno
+
+    from mlpcli.report.log import COLUMNS, EpochLog, read_log
+
+    real_write, rows = EpochLog.write, []
+
+    def fills_the_disk(self, record):
+        if rows:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        rows.append(record)
+        real_write(self, record)
+
+    monkeypatch.setattr(EpochLog, "write", fills_the_disk)
+    log, out = tmp_path / "run.csv", tmp_path / "m.npz"
+    result = run("train", *QUICK, "--epochs", 3, "--patience", 0, "--out", out, "--log", log)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning: cannot write the log") == 1
+    assert "No space left on device" in result.stderr
+    assert len(load_checkpoint(out).meta["history"]) == 3  # the run went on and was saved
+    assert [r["epoch"] for r in read_log(log)] == [1] and list(read_log(log)[0]) == list(COLUMNS)
+
+
+def test_log_is_held_to_the_rules_of_out(tiny_mnist, tmp_path):
+    out = tmp_path / "m.npz"
+    target = tmp_path / "target.csv"
+    target.write_text("keep me\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    for log, message in (
+        (link, "--log " + str(link) + " is a symbolic link"),
+        (fifo, "is not a regular file"),
+        (out, "is --out too"),
+        (tmp_path / "missing" / "run.csv", "the folder of --log"),
+    ):
+        result = run("train", *QUICK, "--out", out, "--log", log, "--force")
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert isinstance(result.exception, SystemExit)
+    assert target.read_text() == "keep me\n" and not out.exists()
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_log(tiny_mnist, tmp_path):
+    log = tmp_path / "run.csv"
+    result = run("train", *QUICK, "--layers", "100,10", "--out", tmp_path / "m.npz", "--log", log)
+    assert result.exit_code == 2 and "does not fit" in result.output  # known once data loads
+    assert not log.exists()

@@ -40,36 +40,37 @@ def bars(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-def check_out(out: Path, may_replace: bool) -> None:
-    """UsageError unless the checkpoint can be written at `out` when training ends: checked
-    before training, so that no run is trained only to be lost. Only a regular file is ever
-    replaced, and only when `may_replace`."""
+def check_out(out: Path, may_replace: bool, flag: str = "--out") -> None:
+    """UsageError unless the file `flag` names (the checkpoint, a log) can be written at
+    `out` when training needs it: checked before training, so that no run is trained only to
+    be lost. Only a regular file is ever replaced or added to, and only when `may_replace`."""
     import tempfile
 
+    example = "model.npz" if flag == "--out" else "run.csv"
     if not str(out) or out.name in ("", ".", ".."):
-        raise click.UsageError(f"--out {str(out)!r} is not a file name; give one, e.g. model.npz")
+        raise click.UsageError(f"{flag} {str(out)!r} is not a file name; give one, e.g. {example}")
     if not out.parent.is_dir():
-        raise click.UsageError(f"the folder of --out {out} does not exist; create it first")
+        raise click.UsageError(f"the folder of {flag} {out} does not exist; create it first")
     try:
         with tempfile.TemporaryFile(dir=out.parent):
             pass
     except OSError as exc:
         raise click.UsageError(
-            f"cannot write in the folder of --out {out} ({exc.strerror}); choose another --out"
+            f"cannot write in the folder of {flag} {out} ({exc.strerror}); choose another {flag}"
         ) from None
     if out.is_symlink():
         raise click.UsageError(
-            f"--out {out} is a symbolic link; give the file it points to, or another name "
-            "(mlpcli replaces only regular files)"
+            f"{flag} {out} is a symbolic link; give the file it points to, or another name "
+            "(mlpcli writes only regular files)"
         )
     if out.exists() and not out.is_file():
         raise click.UsageError(
-            f"--out {out} is not a regular file (a folder, FIFO or device); mlpcli replaces "
+            f"{flag} {out} is not a regular file (a folder, FIFO or device); mlpcli writes "
             "only regular files, even with --force"
         )
     if out.exists() and not may_replace:
         raise click.UsageError(
-            f"{out} already exists; choose another file with --out, or replace it with --force"
+            f"{out} already exists; choose another file with {flag}, or replace it with --force"
         )
 
 

@@ -288,13 +288,24 @@ def train(
             "warning: --init zeros gives every hidden unit the same weights, so they all "
             "get the same updates and stay identical: this network cannot learn"
         )
-    if log_path is not None and resume is None and log_path.exists() and not force:
-        raise click.UsageError(f"{log_path} exists; give --force to replace it, or another --log")
+    if log_path is not None:
+        if log_path.resolve() == out.resolve():
+            raise click.UsageError(f"--log {log_path} is --out too; give the log another name")
+        check_out(log_path, may_replace=force or resume is not None, flag="--log")
     log = _open_log(log_path, append=resume is not None)
 
     def on_epoch(record: dict) -> None:
+        nonlocal log
         if log is not None:
-            log.write(record)
+            try:
+                log.write(record)
+            except OSError as exc:  # a log is worth less than the run: it goes on without
+                echo_err(
+                    f"warning: cannot write the log {log_path} ({exc.strerror or exc}); "
+                    "training goes on without it"
+                )
+                _close_quietly(log)
+                log = None
         if not quiet:
             echo_err(_epoch_line(record))
 
@@ -315,7 +326,7 @@ def train(
         sys.exit(_interrupted_exit())
     finally:
         if log is not None:
-            log.close()
+            _close_quietly(log)
     meta = result.meta
     if result.epochs_run == 0:
         echo_err("interrupted before an epoch finished; nothing was saved")
@@ -413,15 +424,20 @@ def augment_preview(images, variants, out, force, show, data_dir, mirrors, quiet
 
 
 def _open_log(path: Path | None, append: bool):
-    """The EpochLog of --log, or None; a folder that cannot take it is a usage error."""
+    """The EpochLog of --log (check_out has checked that it can be written), or None."""
     if path is None:
         return None
     from ..report.log import EpochLog
 
+    return EpochLog(path, append)
+
+
+def _close_quietly(log) -> None:
+    """Close a log whose last rows may not reach the disk: the run matters more."""
     try:
-        return EpochLog(path, append)
-    except OSError as exc:
-        raise click.UsageError(f"cannot write the log {path} ({exc.strerror})") from None
+        log.close()
+    except OSError:
+        pass
 
 
 def _interrupted_exit() -> int:

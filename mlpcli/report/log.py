@@ -1,7 +1,8 @@
 """A training log: one row per epoch, written as the epoch ends, as CSV or JSON Lines.
 
 Each row is flushed as it is written, so a log can be followed while training runs (`tail
--f`) and holds every finished epoch of a run that was stopped. A resumed run appends.
+-f`) and holds every finished epoch of a run that was stopped. A resumed run appends. The
+file is opened with the first row: a run that fails before its first epoch leaves none.
 """
 
 from __future__ import annotations
@@ -27,16 +28,22 @@ class EpochLog:
     `append` adds to an existing log (a resumed run); otherwise the file starts anew."""
 
     def __init__(self, path: str | Path, append: bool = False):
-        self.path = Path(path)
+        self.path, self.append = Path(path), append
         self.json = self.path.suffix.lower() == ".jsonl"
-        has_rows = append and self.path.is_file() and self.path.stat().st_size > 0
-        self.file = open(self.path, "a" if append else "w", encoding="utf-8", newline="")
+        self.file = None
+
+    def _open(self) -> None:
+        has_rows = self.append and self.path.is_file() and self.path.stat().st_size > 0
+        self.file = open(self.path, "a" if self.append else "w", encoding="utf-8", newline="")
         if not self.json and not has_rows:
             self._write(",".join(COLUMNS))
 
     def write(self, record: dict) -> None:
         """The epoch's record from training (a missing figure, as validation's when there is
-        no validation split, is left empty in CSV and null in JSON)."""
+        no validation split, is left empty in CSV and null in JSON); OSError when the file
+        cannot take it (a full disk)."""
+        if self.file is None:
+            self._open()
         row = {name: record.get(name) for name in COLUMNS}
         if self.json:
             self._write(json.dumps(row))
@@ -50,7 +57,8 @@ class EpochLog:
         self.file.flush()
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
     def __enter__(self) -> EpochLog:
         return self
