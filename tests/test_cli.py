@@ -484,3 +484,14 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_no_log(tiny_mnist, tmp_p
     result = run("train", *QUICK, "--layers", "100,10", "--out", tmp_path / "m.npz", "--log", log)
     assert result.exit_code == 2 and "does not fit" in result.output  # known once data loads
     assert not log.exists()
+
+
+def test_train_says_which_engine_auto_took_and_why_not_the_others(tiny_mnist, tmp_path):
+    loud = [a for a in QUICK if a != "--quiet"]
+    result = run("train", *loud, "--optimizer", "adam", "--out", tmp_path / "m.npz")
+    assert result.exit_code == 0, result.output
+    engine = load_checkpoint(tmp_path / "m.npz").meta["engine"]
+    said = [line for line in result.stderr.splitlines() if line.startswith("engine: ")]
+    assert len(said) == 1 and said[0].startswith(f"engine: {engine}")
+    assert "; not numpy: its fused steps are plain SGD's" in said[0]
+    assert "learning rate 0.001: adam's default at batch 128" in result.stderr

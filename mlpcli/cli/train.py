@@ -279,7 +279,6 @@ def train(
     replacing_the_resumed = resume is not None and out.resolve() == resume.resolve()
     check_out(out, may_replace=force or replacing_the_resumed)
     if not quiet:
-        _say_engine(config)
         if resume is None and options["lr"] is None:
             batch = "the full batch" if config.batch_size == 0 else f"batch {config.batch_size}"
             echo_err(f"learning rate {config.lr:.3g}: {config.optimizer}'s default at {batch}")
@@ -317,7 +316,7 @@ def train(
             bars(quiet),
             on_epoch,
             resumed,
-            on_engine=None if quiet else lambda choice: echo_err(f"engine: {choice.summary()}"),
+            on_engine=None if quiet else _engine_teller(config),
         )
     except ConfigError as exc:  # the layers do not fit the dataset, known once it is loaded
         raise click.UsageError(str(exc)) from None
@@ -448,17 +447,18 @@ def _interrupted_exit() -> int:
     return 128 + interrupts.stopped_by()
 
 
-def _say_engine(config: TrainConfig) -> None:
-    """Say on stderr why `auto` cannot take some engines (it times the others once the data
-    is loaded: train_model's on_engine says which won)."""
+def _engine_teller(config: TrainConfig):
+    """What says on stderr, once `auto` has timed the engines, which won, by how much, and
+    why it could not use the others."""
     from ..engines.choice import fallback_reasons
 
-    if config.engine != "auto":
-        return
     passed_over = fallback_reasons(config.step_options())
-    if passed_over:
-        why = "; ".join(f"{name}: {reason}" for name, reason in passed_over.items())
-        echo_err(f"engines auto cannot use here: {why}")
+
+    def tell(choice) -> None:
+        why = "".join(f"; not {name}: {reason}" for name, reason in passed_over.items())
+        echo_err(f"engine: {choice.summary()}{why}")
+
+    return tell
 
 
 def _epoch_line(record: dict) -> str:
