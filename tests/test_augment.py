@@ -309,3 +309,25 @@ def test_one_buffer_makes_the_same_epochs_once_each_is_taken():
         assert len(epochs.buffers) == buffers
     for one, two in zip(made[1], made[2], strict=True):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (20, 33)])
+def test_the_compiled_sampler_makes_the_numpy_warps_bytes(shape, monkeypatch):
+    """Warper.warp's sampling fused in C (the compiled step's module) gives the same bytes as
+    its NumPy steps, on every build this CPU runs: beyond the edges, at every fraction."""
+    from mlpcli.engines import compiled
+
+    if not compiled.available():
+        pytest.skip("the compiled step was not built")
+    rng = np.random.default_rng(3)
+    images = np.where(rng.random((300, *shape)) < 0.3, rng.integers(0, 256, (300, *shape)), 0)
+    images = images.astype(np.uint8)  # 300: a short last chunk after 256
+    wide = Augmentation(("affine", "elastic"), rotation=40, scale=0.3, translate=8, alpha=60)
+    for augmentation in (wide, Augmentation(("affine",)), Augmentation(("elastic",))):
+        monkeypatch.setenv("MLPCLI_SAMPLER", "numpy")
+        expected = augmentation.distort(images, epoch_rng(5, 1))
+        monkeypatch.delenv("MLPCLI_SAMPLER")
+        for path in compiled.simd_paths():
+            monkeypatch.setenv(compiled.SIMD_VARIABLE, path)
+            np.testing.assert_array_equal(augmentation.distort(images, epoch_rng(5, 1)), expected)
+    assert (expected != images).mean() > 0.05  # the images did move

@@ -141,6 +141,18 @@ def warp(
     return out
 
 
+def compiled_sampler():
+    """The compiled step's module, whose sample_bilinear() takes the sampling below in one
+    pass, or None (not built, or MLPCLI_SAMPLER=numpy, which tests compare it with)."""
+    import os
+
+    if os.environ.get("MLPCLI_SAMPLER", "").strip().lower() == "numpy":
+        return None
+    from ..engines import compiled  # here: the data package loads without the engines
+
+    return compiled.step_module() if compiled.available() else None
+
+
 class Warper:
     """warp() for up to `n` images of h x w at a time, in buffers made once: fresh arrays for
     each chunk cost more in page faults than the arithmetic does."""
@@ -166,6 +178,7 @@ class Warper:
         self.field = np.empty((2 * n, h, w), np.float32)  # (2, m, h, w) for m images
         self.modes = (None, None, None)  # (sigma, blur_modes along y, along x)
         self.first_pixels = np.arange(n, dtype=np.int32)[:, None, None] * self.padded[0].size
+        self.compiled = compiled_sampler()
 
     def elastic_field(
         self, m: int, rng: np.random.Generator, alpha: float, sigma: float
@@ -199,11 +212,16 @@ class Warper:
         # q + 1, in the padded image = coefficients (m, 3) @ grid (3, h w), for x and for y,
         # by einsum: a BLAS product this large may be split over threads (module docstring)
         offset = self.centre + 1 - (inverse @ shift[:, :, None])[:, :, 0]
+        coefficients = np.empty((2, m, 3), np.float32)  # x's, then y's
+        for axis in range(2):
+            coefficients[axis] = np.concatenate([inverse[:, axis], offset[:, axis, None]], axis=1)
+        if self.compiled is not None:  # the steps below fused in C, one pixel at a time
+            self.compiled.sample_bilinear(images, coefficients, self.grid, field, m, h, w, out)
+            return
         q, whole = self.q[:, :m], self.whole[:, :m]
         for axis in range(2):
-            coefficients = np.concatenate([inverse[:, axis], offset[:, axis, None]], axis=1)
             product = q[axis].reshape(m, -1)
-            np.einsum("ij,jk->ik", coefficients.astype(np.float32), self.grid, out=product)
+            np.einsum("ij,jk->ik", coefficients[axis], self.grid, out=product)
             if field is not None:  # (2, m, h, w)
                 q[axis] += field[axis]
         # clipping to [0, size + 1] sends all beyond the image to blank paper, with no test
