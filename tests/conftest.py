@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import shutil
 import signal
 import struct
 import threading
@@ -280,3 +281,21 @@ def rounding_bound(model, X: np.ndarray) -> np.ndarray:
         if layer < len(model.weights) - 1:
             A = activation.forward(Z)
     return apart
+
+
+def chromium():
+    """A headless Chromium driven by selenium, or a skip saying what is missing."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("no chromium and chromedriver on PATH (apt install chromium chromium-driver)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    if os.geteuid() == 0:
+        options.add_argument("--user-data-dir=/tmp/mlpcli-chromium")
+    return webdriver.Chrome(options=options, service=Service(driver))

@@ -1,8 +1,6 @@
 """mlp serve: real HTTP on 127.0.0.1, and the drawing page in a real headless browser."""
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import png_bytes
+from conftest import chromium, png_bytes
 from PIL import Image
 
 from mlpcli import load_checkpoint
@@ -106,31 +104,13 @@ def test_mlp_serve_binds_to_127_0_0_1_and_stops_on_ctrl_c(quick_digits):
     assert "stopped" in process.stderr.read()
 
 
-def _browser():
-    """A headless Chromium driven by selenium, or a skip saying what is missing."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not binary or not driver:
-        pytest.skip("no chromium and chromedriver on PATH (apt install chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    if os.geteuid() == 0:
-        options.add_argument("--user-data-dir=/tmp/mlpcli-chromium")
-    return webdriver.Chrome(options=options, service=Service(driver))
-
-
 @pytest.mark.e2e
 def test_drawing_on_the_page_shows_the_prediction(server):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser = _browser()
+    browser = chromium()
     try:
         browser.get(server.url)
         board = browser.find_element(By.ID, "board")

@@ -18,6 +18,11 @@ img { max-width: 100%; }
 """
 
 
+def text(value) -> str:
+    """`value` as text in a page: markup in it is shown, never run."""
+    return html.escape(str(value))
+
+
 def png_tag(png: bytes, alt: str) -> str:
     encoded = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'

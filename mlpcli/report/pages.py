@@ -30,16 +30,13 @@ def run_report(about: dict, meta: dict, weights: np.ndarray, test: dict) -> str:
         (names[c["class"]], c["precision"], c["recall"], c["f1"], c["support"])
         for c in figures["per_class"]
     ]
-    sections = [
-        (
-            "Run",
-            f"<p>{about['dataset']}: {'x'.join(map(str, shape))} images, "
-            f"{len(names)} classes; network {','.join(map(str, about['layers']))} "
-            f"{about['activation']}; {about['epochs']} epochs ({about['ended']}), best epoch "
-            f"{about['best_epoch']}; engine {about['engine']}; created {about['created']}.</p>"
-            + summary,
-        ),
-    ]
+    run = (  # every value from the checkpoint or a path reaches the page escaped
+        f"{about['dataset']}: {'x'.join(map(str, shape))} images, {len(names)} classes; network "
+        f"{','.join(map(str, about['layers']))} {about['activation']}; {about['epochs']} epochs "
+        f"({about['ended']}), best epoch {about['best_epoch']}; engine {about['engine']}; "
+        f"created {about['created']}."
+    )
+    sections = [("Run", f"<p>{html.text(run)}</p>" + summary)]
     if history:
         curves = plots.curves(history, about["best_epoch"] or history[-1]["epoch"])
         sections.append(("Loss and accuracy by epoch", html.png_tag(curves, "training curves")))

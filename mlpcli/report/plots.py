@@ -22,6 +22,9 @@ def _pyplot():
     matplotlib.use("Agg")  # files only: no window, no display needed
     import matplotlib.pyplot as plt
 
+    if "text.parse_math" in matplotlib.rcParams:  # class names are text: "$x^$" is no formula
+        matplotlib.rcParams["text.parse_math"] = False
+
     return plt
 
 
