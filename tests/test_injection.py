@@ -99,3 +99,28 @@ def test_markup_in_class_names_is_text_in_the_drawing_page(poisoned):
         browser.quit()
         server.shutdown()
         server.server_close()
+
+
+def test_control_characters_in_class_names_are_shown_not_sent_to_the_terminal(tmp_path):
+    """A class name that would retitle the terminal and turn it red reaches info, evaluate
+    and predict as visible escapes."""
+    from conftest import png_bytes
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 200)
+    images = np.zeros((200, 28, 28), np.uint8)
+    images[labels == 1, 4:24, 12:16] = 220  # a 1 for class 1, blank paper for class 0
+    arrays = {"train-images": images, "train-labels": labels.astype(np.uint8)}
+    arrays |= {"test-images": images[:50], "test-labels": labels[:50].astype(np.uint8)}
+    names = ["\x1b]0;pwned\x07blank", "\x1b[31mbar\u202e"]
+    folder = write_folder(tmp_path / "controls", arrays, classes=names)
+    out, image = tmp_path / "m.npz", tmp_path / "bar.png"
+    args = ["--dataset", folder, "--validation-size", 20, "--epochs", 2, "--layers", "784,8,2"]
+    assert run("train", *args, "--augment", "none", "--out", out, "-q").exit_code == 0
+    image.write_bytes(png_bytes(255 - images[np.flatnonzero(labels == 1)[0]]))
+    for command in (["info", out], ["evaluate", out], ["predict", image, "--checkpoint", out]):
+        result = run(*command)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output, command
+        assert "\u202e" not in result.output
+    assert "\\x1b[31mbar\\u202e" in run("evaluate", out).output

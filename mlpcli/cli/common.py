@@ -11,8 +11,27 @@ import click
 DEFAULT_CHECKPOINT = "checkpoint.npz"
 
 
+# Characters a terminal acts on rather than shows: C0 controls but the newline (escape
+# sequences move the cursor, recolour the screen or retitle the window), DEL and C1
+# controls, and the bidirectional overrides that reorder what follows them.
+_CONTROLS = [*range(0x0A), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]
+_VISIBLE = {c: f"\\x{c:02x}" for c in _CONTROLS}
+_VISIBLE |= {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def visible(text: str) -> str:
+    """`text` as a terminal should show it: its control characters written out as escapes
+    (a class name from a file could otherwise recolour or retitle the user's terminal)."""
+    return text.translate(_VISIBLE)
+
+
+def say(text: str) -> None:
+    """A result on stdout, as text for a person (JSON output escapes its controls itself)."""
+    click.echo(visible(text))
+
+
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(visible(message), err=True)
 
 
 data_dir_option = click.option(

@@ -15,6 +15,7 @@ from .common import (
     one_checkpoint,
     pct,
     quiet_option,
+    say,
 )
 
 
@@ -60,7 +61,10 @@ def evaluate(
         loaded, split, data_dir, list(mirrors) or None, bars(quiet), dataset
     )
     names = loaded.class_names
-    click.echo(json.dumps(report) if as_json else _report_text(checkpoint, report, names))
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        say(_report_text(checkpoint, report, names))
 
 
 def _report_text(checkpoint: Path, report: dict, names: list[str]) -> str:
@@ -119,4 +123,4 @@ def info(checkpoint: Path | None, checkpoint_option: Path | None, as_json: bool)
     lines.append(
         f"engine     {run['engine']}, created {run['created']}, mlpcli {run['mlpcli_version']}"
     )
-    click.echo("\n".join(lines))
+    say("\n".join(lines))

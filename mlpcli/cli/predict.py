@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import DEFAULT_CHECKPOINT, checkpoint_option, echo_err, pct
+from .common import DEFAULT_CHECKPOINT, checkpoint_option, echo_err, pct, say
 
 
 @click.command()
@@ -80,7 +80,7 @@ def _say_prediction(p, loaded, as_json: bool, show: bool) -> None:
         ranked = sorted(range(len(p.probabilities)), key=lambda k: -p.probabilities[k])
         names = loaded.class_names
         others = ", ".join(f"{names[k]} ({pct(p.probabilities[k])})" for k in ranked[1:3])
-        click.echo(f"{p.file}: {p.label} ({pct(p.probabilities[p.prediction])}); next {others}")
+        say(f"{p.file}: {p.label} ({pct(p.probabilities[p.prediction])}); next {others}")
     if show:
         click.echo(render_text(p.image.pixels))
 
@@ -94,7 +94,7 @@ def _say_number(reading, as_json: bool, show: bool) -> None:
         click.echo(json.dumps(reading.record()))
     else:
         sure = " ".join(pct(d.probabilities[d.prediction]) for d in reading.digits)
-        click.echo(f"{reading.file}: {reading.number or '(none)'} (digits {sure})")
+        say(f"{reading.file}: {reading.number or '(none)'} (digits {sure})")
     if show:
         for digit in reading.digits:
-            click.echo(f"{digit.label}:\n{render_text(digit.image.pixels)}")
+            say(f"{digit.label}:\n{render_text(digit.image.pixels)}")

@@ -14,6 +14,7 @@ from .common import (
     mirror_option,
     one_checkpoint,
     quiet_option,
+    say,
     write_text,
 )
 
@@ -76,7 +77,7 @@ def compare(checkpoints: tuple[Path, ...], out: Path | None, force: bool):
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in shown]
     histories = [c.meta.get("history", []) for c in loaded]
     lines += ["", *_text_curves(paths, histories)]
-    click.echo("\n".join(lines))
+    say("\n".join(lines))
     if out is not None:
         page = comparison_page(paths, abouts, histories)
         write_text(out, page, replace=force)
