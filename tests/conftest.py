@@ -299,3 +299,10 @@ def chromium():
     if os.geteuid() == 0:
         options.add_argument("--user-data-dir=/tmp/mlpcli-chromium")
     return webdriver.Chrome(options=options, service=Service(driver))
+
+
+def exited_cleanly(result) -> bool:
+    """Whether a CliRunner result ended by exiting (with any code), not by an uncaught
+    exception: CliRunner keeps that in result.exception and prints no traceback, so the
+    output cannot tell."""
+    return result.exception is None or isinstance(result.exception, SystemExit)
