@@ -540,18 +540,18 @@ def report_page(
     data_dir: str | Path | None = None,
     mirrors: list[str] | None = None,
     progress: bool = False,
+    dataset: str | None = None,
 ) -> str:
     """The HTML report of a checkpoint (report/pages.py), measured on the test split of the
-    dataset it was trained on. Needs matplotlib: MlpError saying how to install it."""
+    dataset it was trained on, or of `dataset` when its images and classes fit the network.
+    Needs matplotlib: MlpError saying how to install it."""
     from .nn.losses import LOSSES
     from .report import plots
     from .report.metrics import score
     from .report.pages import run_report
 
     plots.require()  # before any download
-    data = resolve(checkpoint.dataset)
-    arrays = load_data(data, data_dir, mirrors, progress, ("test",))
-    _check_fits(checkpoint, data, arrays, checkpoint.dataset, given=False)
+    _, arrays = _measured_data(checkpoint, dataset, data_dir, mirrors, progress, ("test",))
     images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
     split = Split(images.reshape(len(images), -1), labels, checkpoint.normalization)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -626,6 +626,34 @@ def augment_preview(
 SPLITS = ("test", "validation", "train")
 
 
+def _measured_data(
+    checkpoint: Checkpoint,
+    dataset: str | None,
+    data_dir: str | Path | None,
+    mirrors: list[str] | None,
+    progress: bool,
+    parts: tuple[str, ...],
+) -> tuple[Dataset, dict[str, np.ndarray]]:
+    """`dataset`, or the dataset `checkpoint` was trained on, and the arrays of its `parts`,
+    checked to fit its network (before any download where the dataset says its shape)."""
+    spec = dataset or checkpoint.dataset
+    try:
+        data = resolve(spec)
+    except DataError:
+        if dataset is not None:
+            raise
+        raise DataError(
+            f"this checkpoint was trained on {spec}, which is not there now (moved or "
+            "deleted?); give --dataset with where its files are"
+        ) from None
+    if data.image_shape is not None:  # refused before a download that could not help
+        _check_shape(checkpoint, data.image_shape, spec)
+        _check_classes(checkpoint, data.names(checkpoint.model.layers[-1]), spec)
+    arrays = load_data(data, data_dir, mirrors, progress, parts)
+    _check_fits(checkpoint, data, arrays, spec, given=dataset is not None)
+    return data, arrays
+
+
 def evaluate(
     checkpoint: Checkpoint,
     split: str = "test",
@@ -639,14 +667,8 @@ def evaluate(
     validation size, same normalization), or of `dataset`, when its images and classes fit
     the network."""
     options = checkpoint.meta.get("options", {})
-    spec = dataset or checkpoint.dataset
     parts = ("test",) if split == "test" else ("train", "test")  # test: a sixth of the bytes
-    data = resolve(spec)
-    if data.image_shape is not None:  # refused before a download that could not help
-        _check_shape(checkpoint, data.image_shape, spec)
-        _check_classes(checkpoint, data.names(checkpoint.model.layers[-1]), spec)
-    arrays = load_data(data, data_dir, mirrors, progress, parts)
-    _check_fits(checkpoint, data, arrays, spec, given=dataset is not None)
+    data, arrays = _measured_data(checkpoint, dataset, data_dir, mirrors, progress, parts)
     if split == "test":
         images, labels = arrays["test-images"], arrays["test-labels"].astype(np.int64)
         rows = images.reshape(len(images), -1)

@@ -1,6 +1,7 @@
 """--dataset: Fashion-MNIST from a loopback mirror, and folders of IDX files of any shape."""
 
 import gzip
+import importlib.util
 import json
 from pathlib import Path
 
@@ -236,3 +237,23 @@ def test_fashion_mnist_from_a_loopback_mirror(serve, tmp_path, monkeypatch):
     predicted = run("predict", tmp_path / "item.png", "--checkpoint", out, "--json")
     answer = json.loads(predicted.stdout)
     assert answer["label"] == FASHION_MNIST_CLASSES[test["test-labels"][0]] == "Ankle boot"
+
+
+def test_a_run_whose_folder_moved_is_measured_where_dataset_says(idx_folder, tmp_path):
+    folder, _ = idx_folder
+    out = tmp_path / "m.npz"
+    args = ["--dataset", folder, "--validation-size", 100, "--epochs", 1, "--out", out, "-q"]
+    assert run("train", *args).exit_code == 0
+    moved = folder.rename(tmp_path / "moved")
+    lost = run("evaluate", out)
+    assert lost.exit_code == 1 and exited_cleanly(lost)
+    assert f"trained on {folder.resolve()}, which is not there now" in lost.stderr
+    assert "give --dataset with where its files are" in lost.stderr
+    found = run("evaluate", out, "--dataset", moved, "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["dataset"] == str(moved.resolve())
+    if importlib.util.find_spec("matplotlib") is not None:
+        report = tmp_path / "report.html"
+        made = run("report", out, "--dataset", moved, "--out", report, "-q")
+        assert made.exit_code == 0, made.output
+        assert "Confusion matrix (test, 200 images)" in report.read_text()

@@ -93,6 +93,15 @@ def check_out(out: Path, may_replace: bool, flag: str = "--out") -> None:
         )
 
 
+dataset_option = click.option(
+    "--dataset",
+    default=None,
+    help="Measure on this dataset (as mlp train takes it) instead of the one trained on, say "
+    "where a folder the run was trained on has moved; its images and classes must fit the "
+    "network.",
+)
+
+
 def pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 

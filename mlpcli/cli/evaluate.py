@@ -11,6 +11,7 @@ from .common import (
     bars,
     checkpoint_option,
     data_dir_option,
+    dataset_option,
     mirror_option,
     one_checkpoint,
     pct,
@@ -29,12 +30,7 @@ from .common import (
     show_default=True,
     help="Which images to measure on; validation and train are rebuilt with the checkpoint's seed.",
 )
-@click.option(
-    "--dataset",
-    default=None,
-    help="Measure on this dataset (as mlp train takes it) instead of the one trained on; "
-    "its images and classes must fit the network.",
-)
+@dataset_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @data_dir_option
 @mirror_option

@@ -11,6 +11,7 @@ from .common import (
     check_out,
     checkpoint_option,
     data_dir_option,
+    dataset_option,
     mirror_option,
     one_checkpoint,
     quiet_option,
@@ -30,10 +31,13 @@ from .common import (
     help="The HTML file to write: one self-contained page, images embedded.",
 )
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@dataset_option
 @data_dir_option
 @mirror_option
 @quiet_option
-def report(checkpoint, checkpoint_option, out: Path, force: bool, data_dir, mirrors, quiet):
+def report(
+    checkpoint, checkpoint_option, out: Path, force: bool, dataset, data_dir, mirrors, quiet
+):
     """A run's report as one HTML page: loss and accuracy curves (best epoch marked, the
     learning rate when scheduled), the test confusion matrix as a heatmap, precision and
     recall by class, the most confident mistakes, the first layer's weights as images, and
@@ -43,7 +47,7 @@ def report(checkpoint, checkpoint_option, out: Path, force: bool, data_dir, mirr
 
     loaded = load_checkpoint(one_checkpoint(checkpoint, checkpoint_option))
     check_out(out, may_replace=force)
-    page = report_page(loaded, data_dir, list(mirrors) or None, bars(quiet))
+    page = report_page(loaded, data_dir, list(mirrors) or None, bars(quiet), dataset)
     write_text(out, page, replace=force)
     click.echo(f"wrote {out} ({len(page.encode()) / 1024:.0f} KiB)")
 
