@@ -466,3 +466,23 @@ def test_a_second_ctrl_c_stops_a_long_compiled_step_at_once(tmp_path):
         process.kill()  # bounded, whatever happened
     assert time.monotonic() - started < 10, "it waited for the step"
     assert out.split() == ["interrupted", "1"]  # the state of the last whole epoch
+
+
+def test_a_trickling_mirror_is_given_up_by_its_rate_for_the_next(tmp_path, serve, capsys):
+    """A server that keeps every read within the timeout but sends too little is left for
+    the next mirror at once (not retried, not held to the whole deadline), with a line why."""
+    slow, sha, cache = _served(tmp_path, serve)
+    slow.faults["f.gz"] = "trickle"  # 20 bytes a second
+    good_folder = tmp_path / "good"
+    good_folder.mkdir()
+    (good_folder / "f.gz").write_bytes(gzip.compress(CONTENT))
+    good = serve(good_folder)
+    settings = {**FAST, "attempts": 3, "progress": True, "min_rate": 1000, "window": 0.5}
+    started = time.monotonic()
+    assert data.download("f", sha, [slow.url, good.url], cache, **settings) == CONTENT
+    assert time.monotonic() - started < 3  # one window, no retries of the slow mirror
+    said = capsys.readouterr().err
+    assert f"{slow.url.rstrip('/')}/f.gz: too slow: " in said and "under 1 kB/s" in said
+    assert "trying the next mirror" in said
+    with pytest.raises(DownloadError, match="too slow: .* under 1 kB/s"):
+        data.download("f", sha, [slow.url], tmp_path / "other", **settings)

@@ -33,6 +33,14 @@ MAX_DOWNLOAD_BYTES = MAX_IDX_BYTES  # a gzip is smaller, and an undone Content-E
 # A whole file's transfer, at most: MNIST's largest, 9.9 MB, at 20 kB/s (a server that sends
 # a byte now and then would otherwise hold a download forever, each read within `timeout`)
 DOWNLOAD_DEADLINE = 500.0
+# A mirror slower than this over a whole window is given up for the next one: a trickle that
+# keeps every read within the timeout would otherwise hold a download until the deadline.
+MIN_RATE = 10_000  # bytes a second
+RATE_WINDOW = 30.0  # seconds
+
+
+class TooSlow(OSError):
+    """A mirror sent less than MIN_RATE over a RATE_WINDOW: not worth another try."""
 
 
 def default_data_dir() -> Path:
@@ -133,10 +141,19 @@ def _as_it_arrives(response):
         raise requests.ConnectionError(str(exc)) from None
 
 
-def _stream_to(url: str, file, timeout: float, progress: bool, deadline: float) -> None:
+def _stream_to(
+    url: str,
+    file,
+    timeout: float,
+    progress: bool,
+    deadline: float,
+    min_rate: float = MIN_RATE,
+    window: float = RATE_WINDOW,
+) -> None:
     """Write the body at `url` to `file`. `timeout` bounds each wait for bytes; `deadline`
-    bounds the whole transfer, so that a server that trickles bytes cannot hold it forever;
-    a body larger than any dataset file is cut off (DataError)."""
+    bounds the whole transfer, and fewer than `min_rate` bytes a second over any `window`
+    seconds give up on the server (TooSlow), so that one that trickles bytes cannot hold it
+    for long; a body larger than any dataset file is cut off (DataError)."""
     import requests
     from tqdm import tqdm
 
@@ -157,11 +174,20 @@ def _stream_to(url: str, file, timeout: float, progress: bool, deadline: float) 
                 leave=False,
             )
         with bar:
-            received = 0
+            received, window_start, window_received = 0, started, 0
             for chunk in _as_it_arrives(response):
                 file.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
+                now = time.monotonic()
+                if now - window_start >= window:
+                    if received - window_received < min_rate * (now - window_start):
+                        rate = (received - window_received) / (now - window_start)
+                        raise TooSlow(
+                            f"too slow: {rate / 1000:.1f} kB/s over {now - window_start:.0f} s, "
+                            f"under {min_rate / 1000:g} kB/s"
+                        )
+                    window_start, window_received = now, received
                 if received > MAX_DOWNLOAD_BYTES:
                     raise DataError(
                         f"the server sent more than {MAX_DOWNLOAD_BYTES >> 20} MiB, more than "
@@ -185,11 +211,15 @@ def download(
     backoff: float = 1.0,
     progress: bool = True,
     mirror_env: str = MIRROR_ENV,
+    min_rate: float = MIN_RATE,
+    window: float = RATE_WINDOW,
 ) -> bytes:
     """Fetch `name`.gz from the first mirror that delivers it intact; return its IDX bytes.
 
     Network errors and 5xx answers are retried `attempts` times per mirror with exponential
-    back-off; a 4xx answer, a bad gzip or a checksum mismatch moves on to the next mirror.
+    back-off; a 4xx answer, a bad gzip, a checksum mismatch or a mirror slower than
+    `min_rate` over `window` seconds moves on to the next mirror (saying why on stderr when
+    `progress` is on: the bars are there too).
     """
     import requests
 
@@ -212,7 +242,11 @@ def download(
         url = base.rstrip("/") + f"/{name}.gz"
         for attempt in range(attempts):
             try:
-                return _fetch_verified(url, name, sha256, data_dir, timeout, deadline, progress)
+                transfer = (timeout, deadline, min_rate, window)
+                return _fetch_verified(url, name, sha256, data_dir, progress, *transfer)
+            except TooSlow as exc:
+                failure = f"{url}: {exc}"
+                break
             except requests.HTTPError as exc:
                 status = exc.response.status_code
                 failure = f"{url}: HTTP {status}"
@@ -230,6 +264,10 @@ def download(
             if attempt + 1 < attempts:
                 time.sleep(backoff * 2**attempt)
         failures.append(failure)
+        if progress and base != mirrors[-1]:
+            from tqdm import tqdm
+
+            tqdm.write(f"{failure}; trying the next mirror", file=sys.stderr)
     raise DownloadError(
         f"could not download {name}.gz; "
         + "; ".join(failures)
@@ -255,20 +293,21 @@ def _fetch_verified(
     name: str,
     sha256: str,
     data_dir: Path,
-    timeout: float,
-    deadline: float,
     progress: bool,
+    *transfer: float,
 ) -> bytes:
-    """Download into a temporary file beside the target; only verified bytes are moved in."""
+    """Download into a temporary file beside the target; only verified bytes are moved in.
+    `transfer` is _stream_to's timeout, deadline, min_rate and window."""
     import requests
 
     try:
         with atomic_write(data_dir / f"{name}.gz") as out:
-            _stream_to(url, out.file, timeout, progress, deadline)
+            timeout, deadline, min_rate, window = transfer
+            _stream_to(url, out.file, timeout, progress, deadline, min_rate, window)
             out.file.seek(0)
             return _verified(decompress(out.file.read(), "the download"), sha256, "the download")
-    except requests.RequestException:
-        raise  # requests' errors are OSErrors too, but they are the network's fault
+    except (requests.RequestException, TooSlow):
+        raise  # OSErrors too, but the network's fault, not the folder's
     except OSError as exc:
         raise CacheError(
             f"cannot write to the data folder {data_dir} ({exc.strerror}); "
