@@ -257,3 +257,32 @@ def test_a_run_whose_folder_moved_is_measured_where_dataset_says(idx_folder, tmp
         made = run("report", out, "--dataset", moved, "--out", report, "-q")
         assert made.exit_code == 0, made.output
         assert "Confusion matrix (test, 200 images)" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["a" * 201, "b"], "line 1: a name of 201 characters, over 200; shorten it"),
+        (["cat", "dog", "cat"], "names 'cat' twice (lines 1 and 3)"),
+        ([f"c{k}" for k in range(1001)], "names 1001 classes, more than 1000"),
+    ],
+)
+def test_class_names_a_checkpoint_could_not_hold_are_refused_before_training(
+    idx_folder, tmp_path, names, message
+):
+    folder, _ = idx_folder
+    (folder / "classes.txt").write_text("\n".join(names) + "\n")
+    out = tmp_path / "m.npz"
+    result = run("train", "--dataset", folder, "--epochs", 1, "--out", out, "-q")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert exited_cleanly(result) and not out.exists()
+
+
+def test_a_long_classes_file_is_read_to_its_limit_and_cut_at_a_line(idx_folder):
+    from mlpcli.data.datasets import CLASSES_FILE_LIMIT, resolve
+
+    folder, _ = idx_folder
+    names = ["circle", "square", "triangle"]
+    padding = "\n" * (CLASSES_FILE_LIMIT - 30)  # blank lines, then a name across the limit
+    (folder / "classes.txt").write_text("\n".join(names) + padding + "é" * 40 + "\n")
+    assert resolve(str(folder)).class_names == tuple(names)  # no half a character: no error

@@ -137,15 +137,46 @@ def resolve(spec: str) -> Dataset:
     )
 
 
+CLASSES_FILE_LIMIT = 1 << 20  # bytes of classes.txt read: far more than MAX_CLASSES names
+MAX_CLASSES = 1000  # a network's outputs: more names than this are a mistaken file
+
+
 def _class_names(path: Path) -> tuple[str, ...]:
+    """The names in classes.txt, one a line, checked against what a checkpoint can hold, so
+    that a run is refused before any work rather than saved where no command can read it."""
+    from ..io.checkpoint import MAX_NAME_LENGTH
+
     try:
-        text = path.read_bytes()[: 1 << 20].decode("utf-8")
+        with open(path, "rb") as file:
+            raw = file.read(CLASSES_FILE_LIMIT + 1)
+        if len(raw) > CLASSES_FILE_LIMIT:  # cut at the last whole line within the limit
+            raw = raw[: raw.rfind(b"\n", 0, CLASSES_FILE_LIMIT) + 1]
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path} as UTF-8 text ({exc}); fix or remove it") from None
-    names = tuple(line.strip() for line in text.splitlines() if line.strip())
-    if not names:
+    lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+    named = [(number, name) for number, name in lines if name]
+    if not named:
         raise DataError(f"{path} names no class; give one name a line, or remove it")
-    return names
+    if len(named) > MAX_CLASSES:
+        raise DataError(
+            f"{path} names {len(named)} classes, more than {MAX_CLASSES}; give one name a line "
+            "for each label the dataset uses"
+        )
+    first = {}
+    for number, name in named:
+        if len(name) > MAX_NAME_LENGTH:
+            raise DataError(
+                f"{path} line {number}: a name of {len(name)} characters, over "
+                f"{MAX_NAME_LENGTH}; shorten it"
+            )
+        if name in first:
+            raise DataError(
+                f"{path} names {name!r} twice (lines {first[name]} and {number}); give each "
+                "class a name of its own"
+            )
+        first[name] = number
+    return tuple(name for _, name in named)
 
 
 def load_dataset(
@@ -245,10 +276,17 @@ def check_arrays(dataset: Dataset, arrays: dict[str, np.ndarray], parts: tuple[s
 
 
 def class_count(dataset: Dataset, arrays: dict[str, np.ndarray]) -> int:
-    """K: the class names' count, else the largest training label + 1."""
+    """K: the class names' count, else the largest training label + 1 (DataError past
+    MAX_CLASSES: labels that large are not classes)."""
     if dataset.class_names is not None:
         return len(dataset.class_names)
-    return int(arrays["train-labels"].max()) + 1
+    count = int(arrays["train-labels"].max()) + 1
+    if count > MAX_CLASSES:
+        raise DataError(
+            f"{_where(dataset, dataset.files['train-labels'][0])} holds label {count - 1}: a "
+            f"network of more than {MAX_CLASSES} outputs; labels must be classes 0, 1, 2, ..."
+        )
+    return count
 
 
 def check_test_labels(dataset: Dataset, arrays: dict[str, np.ndarray], classes: int) -> None:

@@ -33,6 +33,8 @@ from ..nn.losses import LOSSES
 from ..nn.model import MLP
 from .files import atomic_write, remove_stale_temporaries
 
+MAX_NAME_LENGTH = 200  # characters of a class name: what a label needs, and what a line shows
+
 FORMAT = "mlpcli-checkpoint"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -210,8 +212,8 @@ def _check_dataset(path: Path, meta: dict, layers: list[int]) -> None:
     names = meta.get("class_names", [])
     if not isinstance(names, list) or len(names) > layers[-1]:
         raise _bad(path, f"'class_names' must be a list of at most {layers[-1]} names")
-    if not all(isinstance(name, str) and len(name) <= 200 for name in names):
-        raise _bad(path, "'class_names' must be short strings")
+    if not all(isinstance(name, str) and len(name) <= MAX_NAME_LENGTH for name in names):
+        raise _bad(path, f"'class_names' must be strings of at most {MAX_NAME_LENGTH} characters")
     if meta.get("preparation", "digits") not in PREPARATIONS:
         raise _bad(path, f"unknown 'preparation' {meta.get('preparation')!r}")
 
