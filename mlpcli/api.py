@@ -515,6 +515,8 @@ def describe(checkpoint: Checkpoint) -> dict:
         "options": {
             k: v for k, v in options.items() if k in defaults and k != "layers" and v != defaults[k]
         },
+        # every option as the run had it: the recorded ones, today's defaults for the rest
+        "options_in_force": {k: options.get(k, v) for k, v in defaults.items() if k != "layers"},
         "epochs": len(meta.get("history", [])),
         "best_epoch": meta.get("best_epoch"),
         "ended": "interrupted"

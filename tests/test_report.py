@@ -3,6 +3,7 @@
 import base64
 import html.parser
 import io
+import re
 import sys
 
 import pytest
@@ -24,7 +25,7 @@ class Page(html.parser.HTMLParser):
     def __init__(self, text: str):
         super().__init__()
         self.open, self.headings, self.images, self.polylines = [], [], [], 0
-        self._heading = False
+        self.rows, self._heading, self._cells = [], False, None
         self.feed(text)
         self.close()
 
@@ -36,6 +37,8 @@ class Page(html.parser.HTMLParser):
             self.polylines += 1
         elif tag in ("h1", "h2"):
             self._heading = True
+        elif tag == "tr":
+            self._cells = []
         if tag not in ("img", "meta", "br", "polyline", "line"):
             self.open.append(tag)
 
@@ -45,10 +48,14 @@ class Page(html.parser.HTMLParser):
         assert self.open and self.open[-1] == tag, f"</{tag}> closes {self.open[-1:]}"
         self.open.pop()
         self._heading = False
+        if tag == "tr":
+            self.rows.append(self._cells)
 
     def handle_data(self, data):
         if self._heading:
             self.headings.append(data)
+        if self.open and self.open[-1] in ("td", "th") and self._cells is not None:
+            self._cells.append(data)
 
 
 @pytest.fixture
@@ -106,4 +113,35 @@ def test_compare_puts_runs_side_by_side_in_the_terminal_and_as_html(two_runs, tm
     assert "A" in result.stdout and "B" in result.stdout
     page = Page(out.read_text())
     assert page.open == [] and page.polylines == 2  # a curve per run
-    assert "lr" in out.read_text() and "(default)" in out.read_text()
+    rows = {r[0]: r[1:] for r in Page(out.read_text()).rows}
+    assert rows["lr"] == ["0.1", "0.003"] and rows["optimizer"] == ["sgd", "adam"]
+    assert "batch_size" not in rows  # the default in both runs
+
+
+def test_compare_shows_each_runs_optimizer_as_it_ran(two_runs, tmp_path):
+    """A run trained with the default optimizer (momentum) is not shown as sgd."""
+    momentum = tmp_path / "momentum.npz"
+    args = [*QUICK, "--epochs", 2, "--lr", "0.05", "--schedule", "constant", "--out", momentum]
+    assert run("train", *args).exit_code == 0
+    result = run("compare", two_runs[0], momentum)
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:3]}
+    assert rows[str(two_runs[0])][3] == "sgd" and rows[str(momentum)][3] == "momentum"
+
+
+def test_compare_stays_readable_with_many_runs_and_refuses_an_input_as_out(two_runs, tmp_path):
+    runs = [tmp_path / f"run{k}.npz" for k in range(30)]
+    for k, path in enumerate(runs):
+        path.write_bytes(two_runs[k % 2].read_bytes())
+    out = tmp_path / "many.html"
+    result = run("compare", *runs, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "(the first 26 of 30 runs are drawn; the table lists all)" in result.stdout
+    page = out.read_text()
+    height = int(re.search(r'<svg [^>]*height="(\d+)"', page).group(1))
+    legend = [int(y) for y in re.findall(r'<text x="\d+" y="(\d+)" fill', page)]
+    assert len(legend) == 30 and max(legend) < height  # every name inside the canvas
+    before = runs[0].read_bytes()
+    refused = run("compare", runs[0], runs[1], "--out", runs[0], "--force")
+    assert refused.exit_code == 2 and "is one of the runs compared" in refused.output
+    assert runs[0].read_bytes() == before

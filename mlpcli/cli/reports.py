@@ -71,6 +71,8 @@ def compare(checkpoints: tuple[Path, ...], out: Path | None, force: bool):
     from ..report.pages import COMPARISON_HEADER, comparison_page, comparison_rows
 
     if out is not None:
+        if any(out.resolve() == path.resolve() for path in checkpoints):
+            raise click.UsageError(f"--out {out} is one of the runs compared; give another name")
         check_out(out, may_replace=force)
     loaded = [load_checkpoint(path) for path in checkpoints]
     abouts = [describe(c) for c in loaded]
@@ -112,8 +114,9 @@ def _text_curves(paths: list[str], histories: list[list[dict]]) -> list[str]:
         value = high - span * i / (CURVE_ROWS - 1)
         lines.append(f"{100 * value:7.2f}% |" + "".join(row))
     lines.append(" " * 9 + "+" + "-" * epochs + f" epochs 1..{epochs}")
-    lines += [
-        f"  {letter}: {path}"
-        for letter, path in zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", paths, strict=False)
-    ]
+    lines += [f"  {letter}: {path}" for letter, path in zip(LETTERS, paths, strict=False)]
+    if len(paths) > len(LETTERS):
+        lines.append(
+            f"  (the first {len(LETTERS)} of {len(paths)} runs are drawn; the table lists all)"
+        )
     return lines

@@ -106,7 +106,8 @@ def curves_svg(runs: Sequence[tuple[str, list[float]]], label: str) -> str:
         f'<text x="2" y="{height - margin}" font-size="11">{low:.4f}</text>'
         f'<text x="{width / 2 - 60}" y="16" font-size="13">{html.escape(label)}</text>'
     )
+    canvas = max(height, 20 + 16 * len(runs))  # the legend, a line a run, stays inside
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 160}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 160}" height="{canvas}" '
         f'role="img" aria-label="{html.escape(label)}">{axes}{"".join(lines)}</svg>'
     )

@@ -94,13 +94,13 @@ def comparison_rows(paths: list[str], abouts: list[dict]) -> list[tuple[str, ...
     is easiest to see in these."""
     rows = []
     for path, about in zip(paths, abouts, strict=True):
-        options = about["options"]
+        options = about["options_in_force"]
         rows.append(
             (
                 path,
                 about["dataset"],
                 ",".join(map(str, about["layers"])),
-                options.get("optimizer", "sgd"),
+                str(options.get("optimizer", "")),
                 str(about["epochs"]),
                 str(about["best_epoch"]),
                 _percent(about["validation_accuracy"]),
@@ -134,17 +134,21 @@ def comparison_page(paths: list[str], abouts: list[dict], histories: list[list[d
         (path, [r.get("validation_accuracy") for r in history])
         for path, history in zip(paths, histories, strict=True)
     ]
-    options = sorted({k for about in abouts for k in about["options"]})
-    option_rows = [
-        (name, *[about["options"].get(name, "(default)") for about in abouts]) for name in options
-    ]
+    in_force = [about["options_in_force"] for about in abouts]
+    options = sorted(
+        name
+        for name in in_force[0]
+        if any(name in about["options"] for about in abouts)
+        or len({repr(run.get(name)) for run in in_force}) > 1
+    )
+    option_rows = [(name, *[run.get(name) for run in in_force]) for name in options]
     return html.page(
         "mlpcli: runs compared",
         [
             ("Runs", html.table(COMPARISON_HEADER, rows)),
             ("Validation accuracy by epoch", html.curves_svg(curves, "validation accuracy")),
             (
-                "Options that differ from the defaults",
+                "Options that differ from the defaults or between runs, as each run had them",
                 html.table(["option", *paths], option_rows),
             ),
         ],
