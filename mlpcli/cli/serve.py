@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def serve(checkpoint, checkpoint_option, port: int, host: str):
     JPEG body answers with the JSON of `mlp predict --json`, so the page is a small API too.
     Ctrl-C stops it."""
     from ..io.checkpoint import load_checkpoint
-    from ..web.server import PredictServer
+    from ..web.server import PredictServer, is_loopback
 
     loaded = load_checkpoint(one_checkpoint(checkpoint, checkpoint_option))
     try:
@@ -41,11 +42,26 @@ def serve(checkpoint, checkpoint_option, port: int, host: str):
         raise click.ClickException(
             f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port"
         ) from None
-    click.echo(f"serving {server.url} (Ctrl-C to stop)", err=False)
-    sys.stdout.flush()
+    if not is_loopback(server.server_address[0]):
+        echo_err(
+            f"warning: listening on {server.server_address[0] or 'every address'}, not this "
+            "machine alone: anyone who can reach it on the network can use the page"
+        )
+    terminated = []
+
+    def stop(signum, frame) -> None:  # SIGTERM ends it as Ctrl-C does, and says so
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # before the line that says it serves
     try:
+        click.echo(f"serving {server.url} (Ctrl-C to stop)", err=False)
+        sys.stdout.flush()
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
-        echo_err("stopped")
+        echo_err("stopped by SIGTERM" if terminated else "stopped")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
+    if terminated:
+        sys.exit(128 + signal.SIGTERM)
