@@ -153,14 +153,41 @@ def test_resume_of_a_missing_file_is_one_line(tmp_path):
     assert exited_cleanly(result)
 
 
-def test_a_damaged_resume_state_is_one_line(paused, tmp_path):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda meta: meta["options"].update(lr="fast"), "options.lr must be a number"),
+        (lambda meta: meta["resume"].pop("epoch"), "resume: epoch and waited must be whole"),
+        (lambda meta: meta["resume"].update(waited=-1), "resume: epoch and waited must be whole"),
+        (lambda meta: meta["resume"].update(best_watched=float("nan")), "best_watched must be"),
+        (lambda meta: meta["resume"].update(epoch=1), "the history holds 2 epochs, not 1"),
+        (lambda meta: meta["resume"].update(epoch=2.5), "resume: epoch and waited must be whole"),
+        (lambda meta: meta.update(history="2 epochs"), "'history' must be a list of epochs"),
+        (lambda meta: meta.update(test_accuracy=[0.9]), "'test_accuracy' must be a number"),
+        (lambda meta: meta.update(interrupted="no"), "'interrupted' must be true or false"),
+        (lambda meta: meta["options"].update(optimizer=3), "options.optimizer must be text"),
+    ],
+)
+def test_a_damaged_run_record_is_refused_in_one_line(paused, tmp_path, damage, message):
+    """info, compare and --resume read these fields; a wrong type was a traceback there,
+    and a resume state no run could make was taken or crashed."""
     with np.load(paused) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays.pop("meta")))
-    meta["options"]["lr"] = "fast"
-    del meta["resume"]["epoch"]
+    damage(meta)
     damaged = tmp_path / "damaged.npz"
     np.savez(damaged, meta=np.array(json.dumps(meta)), **arrays)
+    for command in (["train", "--resume", damaged, "--epochs", 5], ["info", damaged]):
+        result = run(*command)
+        assert result.exit_code == 1 and message in result.stderr, result.output
+        assert exited_cleanly(result) and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_negative_optimizer_steps_are_refused(paused, tmp_path):
+    with np.load(paused) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["resume.optimizer.steps"] = np.array(-3, np.int64)
+    damaged = tmp_path / "damaged.npz"
+    np.savez(damaged, **arrays)
     result = run("train", "--resume", damaged, "--epochs", 5)
-    assert result.exit_code == 2 and "damaged" in result.stderr, result.output
-    assert exited_cleanly(result)
+    assert result.exit_code == 1 and "must count steps from 0, not -3" in result.stderr

@@ -32,6 +32,7 @@ from ..nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from ..nn.losses import LOSSES
 from ..nn.model import MLP
 from .files import atomic_write, remove_stale_temporaries
+from .run_meta import first_problem
 
 MAX_NAME_LENGTH = 200  # characters of a class name: what a label needs, and what a line shows
 
@@ -192,6 +193,9 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _bad(path, f"options.{name} must be a whole number from 0, not {value!r}")
     _check_dataset(path, meta, layers)
+    problem = first_problem(meta)
+    if problem:
+        raise _bad(path, problem)
     return layers
 
 
@@ -272,6 +276,8 @@ def _read_resume(path: Path, npz, layers: list[int]) -> dict[str, np.ndarray]:
             resume[name] = _read_array(path, npz, stored, shapes[name])
         elif name == "optimizer.steps":
             resume[name] = _read_array(path, npz, stored, (), np.int64)
+            if resume[name] < 0:
+                raise _bad(path, f"{stored} must count steps from 0, not {int(resume[name])}")
         else:
             buffer, _, index = name.removeprefix("optimizer.").rpartition(".")
             if not (name.startswith("optimizer.") and buffer and index.isdigit()) or int(
