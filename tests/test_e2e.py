@@ -149,3 +149,31 @@ def test_the_default_rate_learns_at_any_batch_size_and_optimizer(
     assert meta["options"]["lr"] == pytest.approx(rate)  # recorded as it was in force
     assert meta["history"][0]["learning_rate"] == pytest.approx(rate)
     assert meta["test_accuracy"] >= 0.95
+
+
+def test_fashion_mnists_own_images_read_at_the_evaluate_accuracy(tmp_path):
+    """A bright shirt that fills most of its dark frame is no blank page: the images a
+    dataset is made of, saved as PNG either way round, read as the network reads the arrays."""
+    from conftest import SHARED_MNIST, png_bytes
+
+    from mlpcli.data import Split
+    from mlpcli.data.datasets import load_dataset, resolve
+    from mlpcli.prediction import predict_images
+
+    shared = SHARED_MNIST.parent / "fashion-mnist"
+    if not (shared / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST is not in {shared}")
+    out = tmp_path / "fashion.npz"
+    args = ["train", "--dataset", "fashion-mnist", "--data-dir", shared, "--epochs", 3]
+    assert CliRunner().invoke(cli, [str(a) for a in [*args, "--out", out, "-q"]]).exit_code == 0
+    checkpoint = load_checkpoint(out)
+    test = load_dataset(resolve("fashion-mnist"), shared, progress=False, parts=("test",))
+    images, labels = test["test-images"][:1000], test["test-labels"][:1000].astype(np.int64)
+    split = Split(images.reshape(1000, -1), labels, checkpoint.normalization)
+    expected = (checkpoint.model.logits(split).argmax(axis=1) == labels).mean()
+    for flip in (False, True):  # as stored, and dark on light paper
+        files = [png_bytes(255 - image if flip else image) for image in images]
+        answers = predict_images(checkpoint, files, [str(i) for i in range(1000)])
+        assert sum(not a.image.has_digit for a in answers) == 0
+        read = np.mean([a.prediction == label for a, label in zip(answers, labels, strict=True)])
+        assert read >= expected - 0.01, (flip, read, expected)

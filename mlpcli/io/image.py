@@ -240,7 +240,12 @@ def ink_bright(gray: np.ndarray, marks: bool = True) -> np.ndarray:
     border = _border(gray)
     paper = _median(border)
     shaded = marks and _shading(gray) > SHADED
-    light_paper = dark_marks(gray) if shaded else _light_paper(gray)
+    if shaded:
+        light_paper = dark_marks(gray)
+    elif marks:
+        light_paper = _light_paper(gray)
+    else:  # an object may fill most of the frame: its border, not its median, is the paper
+        light_paper = _light_border(gray, paper)
     if light_paper:
         gray, border, paper = 1 - gray, 1 - border, 1 - paper
     if shaded:  # uneven light or a shadow: the paper is not one shade
@@ -271,6 +276,14 @@ def _shading(gray: np.ndarray) -> float:
     stretches = np.array_split(_border(gray), 16)
     medians = [_median(s) for s in stretches if len(s)]
     return max(medians) - min(medians)
+
+
+def _light_border(gray: np.ndarray, paper: float) -> bool:
+    """Whether the paper, the border's median shade `paper`, is lighter than the ink: it lies
+    nearer the brightest pixels than the darkest. (Fashion-MNIST's bright shirts fill most
+    of their dark frame, so the picture's median is the object, not the paper.)"""
+    darkest, brightest = float(gray.min()), float(gray.max())
+    return paper - darkest > brightest - paper
 
 
 def _light_paper(gray: np.ndarray) -> bool:
