@@ -19,7 +19,14 @@ import numpy as np
 from . import __version__
 from .data import IMAGE_SHAPE, NUM_CLASSES, Split, make_splits
 from .data.augment import Augmentation, parse_kinds
-from .data.datasets import Dataset, check_test_labels, class_count, load_dataset, resolve
+from .data.datasets import (
+    CLASSES_FILE,
+    Dataset,
+    check_test_labels,
+    class_count,
+    load_dataset,
+    resolve,
+)
 from .engines import ENGINE_CHOICES
 from .errors import CheckpointError, ConfigError, DataError
 from .io.checkpoint import Checkpoint
@@ -404,12 +411,14 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     resume: Checkpoint | None = None,
     on_engine: Callable | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Load config's dataset, train an MLP by `config` (its layers set to fit the data when
     not given), and measure the best epoch on every split. With `resume` (a checkpoint that
     resume_config() accepted with this config), the run it saved goes on from its last
     completed epoch to config.epochs. `on_engine` is told which engine `auto` chose
-    (engines.choice.Choice) before the first epoch."""
+    (engines.choice.Choice) before the first epoch, `on_note` what a person should know of
+    the data before it trains."""
     from .data.typed_digits import typed_share
     from .training import fit
 
@@ -417,6 +426,12 @@ def train(
     dataset = resolve(config.dataset)
     arrays = load_data(dataset, data_dir, mirrors, progress)
     classes = class_count(dataset, arrays)
+    unused = classes - len(np.unique(arrays["train-labels"]))
+    if dataset.class_names is not None and unused and on_note is not None:
+        on_note(
+            f"{CLASSES_FILE} names {classes} classes, and {unused} of them label no training "
+            "image: the network has an output for each all the same"
+        )
     config.fit_data(
         arrays["train-images"].shape[1:], classes, config.dataset, dataset.preparation == "digits"
     )

@@ -286,3 +286,16 @@ def test_a_long_classes_file_is_read_to_its_limit_and_cut_at_a_line(idx_folder):
     padding = "\n" * (CLASSES_FILE_LIMIT - 30)  # blank lines, then a name across the limit
     (folder / "classes.txt").write_text("\n".join(names) + padding + "é" * 40 + "\n")
     assert resolve(str(folder)).class_names == tuple(names)  # no half a character: no error
+
+
+def test_a_classes_file_naming_more_classes_than_the_labels_use_says_so(idx_folder, tmp_path):
+    folder, arrays = idx_folder
+    used = len(np.unique(arrays["train-labels"]))
+    (folder / "classes.txt").write_text("\n".join(f"shape {k}" for k in range(used + 2)) + "\n")
+    out = tmp_path / "m.npz"
+    args = ["--dataset", folder, "--validation-size", 100, "--epochs", 1, "--out", out, "-q"]
+    result = run("train", *args)
+    assert result.exit_code == 0, result.output
+    said = f"note: classes.txt names {used + 2} classes, and 2 of them label no training image"
+    assert said in result.stderr
+    assert load_checkpoint(out).model.layers[-1] == used + 2

@@ -317,6 +317,7 @@ def train(
             on_epoch,
             resumed,
             on_engine=None if quiet else _engine_teller(config),
+            on_note=lambda text: echo_err(f"note: {text}"),
         )
     except ConfigError as exc:  # the layers do not fit the dataset, known once it is loaded
         raise click.UsageError(str(exc)) from None
