@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-NUMBERS_PER_EPOCH = (
+# the figures of an epoch's record in a run's history (training.loop makes it), in order
+EPOCH_FIGURES = (
     "train_loss",
     "train_accuracy",
     "validation_loss",
@@ -61,7 +62,7 @@ def _history(meta: dict) -> str | None:
     for i, record in enumerate(history, 1):
         if not isinstance(record, dict) or record.get("epoch") != i:
             return f"'history' record {i} must be an object for epoch {i}"
-        for name in NUMBERS_PER_EPOCH:
+        for name in EPOCH_FIGURES:
             if record.get(name) is not None and not _number(record[name]):
                 return f"'history' record {i}: {name} must be a number"
     best = meta.get("best_epoch", 0)

@@ -12,15 +12,9 @@ import io
 import json
 from pathlib import Path
 
-COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "validation_loss",
-    "validation_accuracy",
-    "learning_rate",
-    "seconds",
-)
+from ..io.run_meta import EPOCH_FIGURES
+
+COLUMNS = ("epoch", *EPOCH_FIGURES)
 
 
 class EpochLog:
