@@ -27,6 +27,7 @@ Shapes: a split's pixels (N, d) uint8 are kept as CSR: ink columns `cols` (nnz,)
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -63,17 +64,19 @@ def available() -> bool:
     return _sparse_sgd is not None
 
 
-def simd_paths() -> list[str]:
-    """The builds of the step that were installed and that this CPU runs, widest first."""
+@functools.cache
+def simd_paths() -> tuple[str, ...]:
+    """The builds of the step that were installed and that this CPU runs, widest first
+    (looked up once: step_module() asks on every chunk)."""
     if _sparse_sgd is None:
-        return []
+        return ()
     package = __name__.rpartition(".")[0]
     built = [
         path
         for path in _sparse_sgd.cpu_runs()
         if importlib.util.find_spec(f"{package}._sparse_sgd_{path}") is not None
     ]
-    return [*built, "baseline"]
+    return (*built, "baseline")
 
 
 def simd_path() -> str:
