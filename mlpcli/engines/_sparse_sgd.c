@@ -111,8 +111,9 @@ typedef struct {
 /* Ws, Z and dZ have rows of P floats, P = H rounded up to LANES, zero past H: every vec of
  * a row is then aligned (unaligned ones straddle cache lines, and ran much slower). */
 
-/* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers (nv <= MAX_VECS), and
- * each row's sum(s) into ink_sum (summed exactly as integers, then scaled once). */
+/* Z[i, h0:h0+nv*LANES] for the batch's rows, W's columns h0.. in registers
+ * (nv <= MAX_VECS), and each row's sum(s) into ink_sum (summed exactly as integers, then
+ * scaled once). */
 INLINE void ink_forward_block(int nv, int64_t h0, const Inputs *in, int64_t first,
                               int64_t rows, int64_t P, const float *Ws, const float *base,
                               const float *c, float *ink_sum, float *Z) {
