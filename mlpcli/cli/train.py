@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..nn.activations import ACTIVATIONS
 from ..nn.initializers import INITIALIZERS
 from ..nn.losses import LOSSES
-from ..nn.optim import OPTIMIZERS
+from ..nn.optim import BASE_LEARNING_RATES, LARGEST_SCALED_BATCH, OPTIMIZERS, REFERENCE_BATCH
 from ..nn.schedules import SCHEDULES
 from ..training import MONITORS
 from .common import (
@@ -72,9 +72,10 @@ from .options import LayersType, augment_options, config_option, train_option
     "--lr",
     click.FloatRange(0, min_open=True),
     "Learning rate: the step size (the schedule's starting rate). Default: the optimizer's "
-    "own (sgd 0.1, momentum and nesterov 0.05, adam and adamw 0.001 at --batch-size 128), "
-    "scaled with the batch size: in proportion for SGD, by its square root for Adam, up to "
-    "batch 512 (docs/training.md#learning-rate).",
+    f"own ({', '.join(f'{name} {rate:g}' for name, rate in BASE_LEARNING_RATES.items())} at "
+    f"--batch-size {REFERENCE_BATCH}), scaled with the batch size: in proportion for SGD, by "
+    f"its square root for Adam, up to batch {LARGEST_SCALED_BATCH} "
+    "(docs/training.md#learning-rate).",
     show_default=False,
 )
 @train_option(
