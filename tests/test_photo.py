@@ -226,3 +226,64 @@ def test_digits_that_touch_are_cut_apart_and_apart_ones_are_not(quick_digits, re
         apart_right += len(read_number(checkpoint, _png(page(apart, scale=4))).digits) == 2
     assert apart_right == 20  # none cut, none lost
     assert joined >= 8 and joined_right >= 3  # uncut, a joined pair reads as one digit
+
+
+def tight_crop(digit: np.ndarray, scale: int, paper: float, noise: float = 0.0):
+    """The digit in dark ink on paper of shade `paper`, enlarged `scale` times and cropped to
+    its ink: the strokes run to the frame on every side."""
+    rows, cols = np.nonzero(digit)
+    crop = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    big = np.kron(crop, np.ones((scale, scale), np.float32))
+    grain = np.random.default_rng(scale).normal(0, noise, big.shape).astype(np.float32)
+    return np.clip(paper - (paper - 0.1) * big + grain, 0, 1)
+
+
+def framed(image: np.ndarray, paper: float, width: int) -> np.ndarray:
+    return np.pad(image, width, constant_values=paper)
+
+
+RING = np.zeros((28, 28), np.float32)
+_ys, _xs = np.mgrid[0:28, 0:28]
+RING[np.abs(np.hypot((_ys - 14) / 10, (_xs - 14) / 7) - 1) < 0.2] = 1.0  # a "0"
+
+
+@pytest.mark.parametrize("digit", [SEVEN, RING], ids=["seven", "zero"])
+@pytest.mark.parametrize("scale, paper, noise", [(2, 0.95, 0.0), (4, 0.8, 0.02), (9, 0.6, 0.03)])
+def test_a_digit_cropped_tight_keeps_its_strokes(digit, scale, paper, noise):
+    """Its strokes on the border are ink, not the dark edge of a photographed page: it reads
+    as the same digit with paper around it does."""
+    from mlpcli.io.image import ink_bright
+
+    crop = tight_crop(digit, scale, paper, noise)
+    assert ink_bright(crop).shape == crop.shape  # a number's boxes are read off this shape
+    prepared = prepare_array(crop)
+    assert prepared.has_digit
+    assert close_to(prepared.pixels, prepare_array(framed(crop, paper, 8 * scale)).pixels) < 0.01
+
+
+def test_a_small_digit_filling_its_frame_scaled_up_reads_as_with_paper_around():
+    small = np.asarray(Image.fromarray(RING[3:26, 6:23] * 255).resize((8, 8)), np.float32)
+    blocky = 1 - np.kron(small / small.max(), np.ones((8, 8), np.float32))  # 8x8 to 64x64
+    prepared = prepare_array(blocky)
+    assert prepared.has_digit
+    assert close_to(prepared.pixels, prepare_array(framed(blocky, 1.0, 32)).pixels) < 0.01
+
+
+def test_a_page_edge_shadow_or_ruling_on_the_border_is_no_tight_crop():
+    """What reaches the border of these photos is no stroke: a table beside the page, a
+    shadow the digit touches, ruled lines, light falling off, a shadow over most of the
+    page: each keeps the photo's path."""
+    from mlpcli.io.image import _paper_of_tight_crop
+
+    edged = page()
+    edged[:, :12] = 0.3
+    touching = np.ones((300, 320), np.float32)
+    touching[:, 150:] = 0.55  # the shadow's edge runs through the digit
+    ruled = page()
+    ruled[15::45, :] -= 0.25
+    light = np.linspace(0.6, 0.95, 320, dtype=np.float32)[None, :]
+    most = np.ones((300, 320), np.float32)
+    most[:, 110:] = 0.45
+    for photo in (edged, page() * touching, ruled, page() * light, page() * most * 0.85):
+        assert _paper_of_tight_crop(photo) is None
+    assert close_to(prepare_array(page() * touching).pixels, CLEAN) < 0.03

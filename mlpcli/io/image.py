@@ -226,17 +226,33 @@ def _median(values: np.ndarray) -> float:
     return float((ordered[middle - 1] + ordered[middle]) / 2)
 
 
-def ink_bright(gray: np.ndarray, marks: bool = True) -> np.ndarray:
+def ink_bright(gray: np.ndarray, marks: bool = True, cut: bool = True) -> np.ndarray:
     """Flip dark-ink-on-light-paper to MNIST's polarity, subtract the paper, drop what is
     paper noise, and stretch the ink to [0, 1]. The border pixels tell the paper's shade
     (their median) and its noise (a robust std from their median absolute deviation).
     With `marks` (a digit, not an object that may fill the frame): the paper's slow
     shading is subtracted too when the border shows some (io/photo.py), and only the
-    digit's marks are kept (_digit_marks): no specks, shadows or page edges."""
-    from .photo import dark_marks, shrunk
+    digit's marks are kept (_digit_marks): no specks, shadows or page edges. A digit
+    cropped so tight that its strokes run off the frame is first framed in its own paper;
+    without `cut` its ink comes back in that frame, so that a stroke the edge cut is not
+    taken for a wider one (stroke_width)."""
+    from .photo import shrunk
 
     # a photo's digit ends up 20 px tall: a 12-megapixel one need not be looked at whole
     gray = shrunk(gray, WORKING_SIDE)  # the caller's boxes scale by shape ratios
+    paper = _paper_of_tight_crop(gray) if marks else None
+    if paper is None:
+        return _ink_bright(gray, marks)
+    margin = max(2, max(gray.shape) // 4)
+    ink = _ink_bright(_framed(gray, paper, margin), marks)
+    return ink[margin:-margin, margin:-margin] if cut else ink
+
+
+def _ink_bright(gray: np.ndarray, marks: bool) -> np.ndarray:
+    """ink_bright on an image of at most WORKING_SIDE whose border is paper, or the edge of a
+    photographed page, or a shadow: nothing of the digit."""
+    from .photo import dark_marks
+
     border = _border(gray)
     paper = _median(border)
     shaded = marks and _shading(gray) > SHADED
@@ -270,12 +286,72 @@ def ink_bright(gray: np.ndarray, marks: bool = True) -> np.ndarray:
     return np.clip(ink / contrast, 0, 1)
 
 
+def _paper_of_tight_crop(gray: np.ndarray) -> np.ndarray | None:
+    """The paper's pixels when `gray` is a digit cropped tight, its strokes running off the
+    frame, else None. The marks are Otsu's split of the shades that holds less of the
+    border. Such a crop is told from a photo whose border shows a table, a page's edge, a
+    shadow or ruled lines (marks on the border too) by all of these, the cheap ones first:
+    - no mark is wider than a third of the longer side, or half of it when the marks touch
+      all four sides (a stroke; a shadow or a table is a broad area; a mark on the border
+      is taken to go on past it);
+    - the paper is one shade along the border (a photo's light falls off across it);
+    - nothing on the paper is further from its shade, the other way, than the marks are (a
+      dark digit on a page whose shadow holds most of the border);
+    - every large mark touches the frame, lines thinner than a photo's stroke (ruled paper)
+      left out (a photo's digit lies inside it)."""
+    from .photo import grown, label_components, otsu, square
+
+    low, high = float(gray.min()), float(gray.max())
+    if high - low < MIN_CONTRAST:
+        return None
+    scaled = (gray - low) / (high - low)
+    dark = scaled < otsu(scaled)
+    mask = dark if (~_border(dark)).mean() >= 0.5 else ~dark  # a tie: ink on light paper
+    sides = sum(bool(side.any()) for side in (mask[0], mask[-1], mask[:, 0], mask[:, -1]))
+    if not sides:
+        return None
+    width = max(3, max(gray.shape) // (2 if sides == 4 else 3)) | 1
+    if square(mask.astype(np.uint8), width, np.minimum).any():
+        return None
+    # the paper away from the strokes by a stroke's width, so that their soft edges are not
+    # taken for the paper's noise or shading
+    reach = round(stroke_width(np.pad(mask, 1).astype(np.float32)))  # the frame cuts strokes
+    away = ~grown(mask, max(1, reach))
+    if away.sum() < 16:
+        away = ~mask
+    if _shading(np.where(away, gray, np.nan)) > SHADED:
+        return None
+    paper, marks = _median(gray[away]), _median(gray[mask])
+    beyond = (gray[away] - paper) * np.sign(paper - marks)  # > 0: away from the marks' shade
+    if (beyond > 0.5 * abs(paper - marks)).mean() > 0.001:
+        return None
+    thin = round(min(gray.shape) / THIN_LINES)  # 0 in a small image: no line is thinner
+    cores = ~grown(~mask, thin) if thin else mask
+    labels, count = label_components(cores)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    on_frame = np.zeros(count + 1, bool)
+    on_frame[_border(labels)] = True
+    if count == 0 or (~on_frame[1:] & (areas >= SPECK_SHARE * areas.max())).any():
+        return None
+    return gray[away]
+
+
+def _framed(gray: np.ndarray, paper: np.ndarray, margin: int) -> np.ndarray:
+    """`gray` with a frame `margin` px wide of its own paper's pixels around it (repeated in
+    their order), so that the frame's shade and noise are the paper's."""
+    h, w = gray.shape
+    framed = np.resize(paper, (h + 2 * margin, w + 2 * margin)).astype(np.float32)
+    framed[margin:-margin, margin:-margin] = gray
+    return framed
+
+
 def _shading(gray: np.ndarray) -> float:
     """How far the paper's shade changes along the image's edge: the spread of the
-    medians of 16 stretches of the border (medians, so that noise does not count)."""
-    stretches = np.array_split(_border(gray), 16)
+    medians of 16 stretches of the border (medians, so that noise does not count). NaN
+    pixels (not paper) are left out."""
+    stretches = [s[~np.isnan(s)] for s in np.array_split(_border(gray), 16)]
     medians = [_median(s) for s in stretches if len(s)]
-    return max(medians) - min(medians)
+    return max(medians) - min(medians) if medians else 0.0
 
 
 def _light_border(gray: np.ndarray, paper: float) -> bool:
@@ -405,7 +481,7 @@ def prepare_array(
     """(h, w) grayscale in [0, 1] -> the network's input image of `shape` and whether it
     holds ink: prepared as MNIST's digits were made (how "digits", 28x28 only), or as
     Fashion-MNIST's objects were ("objects", any shape: _fit_object)."""
-    ink = ink_bright(gray.astype(np.float32), marks=how == "digits")
+    ink = ink_bright(gray.astype(np.float32), marks=how == "digits", cut=False)
     if not ink.any():
         return PreparedImage(np.zeros(shape, dtype=np.float32), has_digit=False)
     if how == "objects":
