@@ -15,6 +15,10 @@ draws its own digits):
   hand-number   2 to 6 MNIST test digits side by side, a scan of them
   typed-number  2 to 6 digits typed in a font
   touching-number  2 to 4 MNIST test digits that touch or overlap (-3 to 0 px apart)
+  tight         a scan cropped to the digit's ink, 2-6x larger: the strokes run off the frame
+                on every side (paper grey 170 to 250)
+  frame-filling a digit drawn small (7 to 12 px) filling its frame, scaled up 5-8x with
+                hard pixel edges, as a small icon or a thumbnail enlarged
 """
 
 from __future__ import annotations
@@ -167,6 +171,7 @@ def make(out: Path, count: int, seed: int, data_dir=None) -> dict[str, list]:
     chosen = rng.choice(len(labels), size=count, replace=False)
     made: dict[str, list] = {"scan": [], "photo": [], "typed": []}
     made |= {"hand-number": [], "typed-number": [], "touching-number": []}
+    made |= {"tight": [], "frame-filling": []}
     for n, i in enumerate(chosen):
         ink = ink_of(images[i], rng, int(28 * rng.uniform(3, 8)))
         made["scan"].append((scan(place(ink, rng), rng, out / f"scan-{n}"), int(labels[i])))
@@ -190,7 +195,33 @@ def make(out: Path, count: int, seed: int, data_dir=None) -> dict[str, list]:
         ink = hand_number([images[i] for i in picks], rng, gaps=(-3, 1))
         path = scan(place(ink, rng, (1.15, 1.5)), rng, out / f"touching-number-{n}")
         made["touching-number"].append((path, "".join(str(labels[i]) for i in picks)))
+    for n in range(count):  # after the others too
+        i = int(rng.integers(0, len(labels)))
+        ink = tight_ink(images[i], rng.uniform(2, 6))
+        made["tight"].append((scan(ink, rng, out / f"tight-{n}"), int(labels[i])))
+        path = out / f"frame-filling-{n}.png"
+        Image.fromarray(frame_filling(images[i], rng)).save(path)
+        made["frame-filling"].append((path, int(labels[i])))
     return made
+
+
+def tight_ink(digit: np.ndarray, scale: float) -> np.ndarray:
+    """A 28x28 MNIST digit's ink (0..1) cropped to its box and enlarged `scale` times."""
+    rows, cols = np.nonzero(digit)
+    crop = Image.fromarray(digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+    size = (round(crop.width * scale), round(crop.height * scale))
+    return np.clip(np.asarray(crop.resize(size, Image.Resampling.BICUBIC), np.float32) / 255, 0, 1)
+
+
+def frame_filling(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The digit drawn small, dark on white, filling its frame, then enlarged with hard
+    pixel edges (uint8)."""
+    side = int(rng.integers(7, 13))
+    ink = Image.fromarray(tight_ink(digit, 1.0))
+    small = ink.resize((side, side), Image.Resampling.BILINEAR)
+    zoom = int(rng.integers(5, 9))
+    big = np.asarray(small.resize((side * zoom, side * zoom), Image.Resampling.NEAREST))
+    return (255 - np.clip(big, 0, 1) * 255).round().astype(np.uint8)
 
 
 def measure(checkpoint_path: Path, made: dict[str, list]) -> dict[str, float]:
