@@ -305,10 +305,10 @@ def resume_config(checkpoint: Checkpoint, changes: dict) -> TrainConfig:
     TrainConfig field name) applied: ConfigError when it cannot be resumed or a change
     conflicts with the run."""
     meta = checkpoint.meta
-    if meta.get("version", 1) < 2 or "resume" not in meta or not checkpoint.resume:
+    if meta["version"] < 2 or "resume" not in meta or not checkpoint.resume:
         raise ConfigError(
             "this checkpoint holds no resume state (it is format version "
-            f"{meta.get('version')}, written before resuming existed); it still works for "
+            f"{meta['version']}, written before resuming existed); it still works for "
             "evaluate and predict, but to train more, start a new run"
         )
     try:
@@ -506,7 +506,7 @@ def describe(checkpoint: Checkpoint) -> dict:
     """A checkpoint's run at a glance: its data, network, options that differ from the
     defaults, epochs, best epoch, figures, engine and when it was made."""
     meta = checkpoint.meta
-    options = meta.get("options", {})
+    options = meta["options"]
     default = TrainConfig(activation=options.get("activation", "relu"))
     follows = TrainConfig(  # the rate and epochs left to their defaults follow these two
         optimizer=options.get("optimizer", default.optimizer),
@@ -532,22 +532,22 @@ def describe(checkpoint: Checkpoint) -> dict:
         },
         # every option as the run had it: the recorded ones, today's defaults for the rest
         "options_in_force": {k: options.get(k, v) for k, v in defaults.items() if k != "layers"},
-        "epochs": len(meta.get("history", [])),
-        "best_epoch": meta.get("best_epoch"),
+        "epochs": len(meta["history"]),
+        "best_epoch": meta["best_epoch"],
         "ended": "interrupted"
-        if meta.get("interrupted")
+        if meta["interrupted"]
         else "stopped early"
-        if meta.get("stopped_early")
+        if meta["stopped_early"]
         else "finished",
         **{
-            f"{split}_{figure}": meta.get(f"{split}_{figure}")
+            f"{split}_{figure}": meta[f"{split}_{figure}"]
             for split in ("train", "validation", "test")
             for figure in ("accuracy", "loss")
         },
-        "seconds": round(sum(r.get("seconds", 0) for r in meta.get("history", [])), 1),
-        "engine": meta.get("engine"),
-        "created": meta.get("created"),
-        "mlpcli_version": meta.get("mlpcli_version"),
+        "seconds": round(sum(r.get("seconds", 0) for r in meta["history"]), 1),
+        "engine": meta["engine"],
+        "created": meta["created"],
+        "mlpcli_version": meta["mlpcli_version"],
         "can_resume": bool(checkpoint.resume),
     }
 
@@ -683,7 +683,7 @@ def evaluate(
     the dataset it was trained on, rebuilt exactly as training made it (same seed, same
     validation size, same normalization), or of `dataset`, when its images and classes fit
     the network."""
-    options = checkpoint.meta.get("options", {})
+    options = checkpoint.meta["options"]
     parts = ("test",) if split == "test" else ("train", "test")  # test: a sixth of the bytes
     data, arrays = _measured_data(checkpoint, dataset, data_dir, mirrors, progress, parts)
     if split == "test":
@@ -693,8 +693,8 @@ def evaluate(
     else:
         splits, _ = make_splits(
             arrays,
-            int(options.get("validation_size", 0)),
-            int(options.get("seed", 0)),
+            options["validation_size"],
+            options["seed"],
             checkpoint.normalization,
         )
         chosen = splits[split]
@@ -741,7 +741,7 @@ def _check_fits(checkpoint: Checkpoint, data: Dataset, arrays: dict, spec: str, 
             f"checkpoint's {classes} classes; evaluate it on the data it was trained on"
         )
     _check_classes(checkpoint, data.names(classes), spec)
-    recorded = checkpoint.meta.get("dataset_sha256", {})
+    recorded = checkpoint.meta["dataset_sha256"]
     changed = [k for k, digest in data.sha256.items() if recorded.get(k, digest) != digest]
     if changed and not given:
         raise ConfigError(

@@ -242,3 +242,24 @@ def test_weights_whose_outputs_overflow_are_refused_not_printed_as_nan(tmp_path)
     checkpoint = Checkpoint(model, {"normalization": {"mean": 0.13, "std": 0.31}})
     with pytest.raises(CheckpointError, match="overflow to NaN or infinity"):
         predict_array(checkpoint, np.full((2, 28, 28), 200, np.uint8))
+
+
+def test_a_checkpoint_from_before_the_run_record_reads_with_its_legacy_defaults(tmp_path):
+    """Fields a checkpoint leaves out take their meaning from one table (io/run_meta.py):
+    every command reads the same values, and none fails on what is absent."""
+    from mlpcli.api import describe
+    from mlpcli.io.run_meta import LEGACY_OPTIONS, legacy_defaults
+
+    kept = ("format", "version", "layers", "activation", "loss", "normalization")
+    path = _rewritten(tmp_path, lambda m: [m.pop(k) for k in list(m) if k not in kept])
+    checkpoint = load_checkpoint(path)
+    inputs = checkpoint.model.layers[0]
+    for name, value in legacy_defaults(inputs).items():
+        if name != "options":
+            assert checkpoint.meta[name] == value, name
+    assert checkpoint.meta["options"] == LEGACY_OPTIONS
+    assert (checkpoint.dataset, checkpoint.image_shape) == ("mnist", (28, 28))
+    assert checkpoint.preparation == "digits" and checkpoint.class_names[:2] == ["0", "1"]
+    about = describe(checkpoint)
+    assert about["epochs"] == 0 and about["best_epoch"] is None and about["ended"] == "finished"
+    assert about["options_in_force"]["seed"] == 0

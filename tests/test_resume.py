@@ -166,6 +166,12 @@ def test_resume_of_a_missing_file_is_one_line(tmp_path):
         (lambda meta: meta.update(test_accuracy=[0.9]), "'test_accuracy' must be a number"),
         (lambda meta: meta.update(interrupted="no"), "'interrupted' must be true or false"),
         (lambda meta: meta["options"].update(optimizer=3), "options.optimizer must be text"),
+        (lambda meta: meta["options"].update(seed=None), "options.seed must be a whole number"),
+        (lambda meta: meta.update(dataset_sha256="abc"), "'dataset_sha256' must map"),
+        (lambda meta: meta["resume"].update(schedule="cosine"), "schedule must be an object"),
+        (lambda meta: meta["resume"]["schedule"].update(best="low"), "schedule must be an"),
+        (lambda meta: meta["resume"].update(rng={"shuffle": 3}), "resume: rng must hold"),
+        (lambda meta: meta.update(best_epoch=-1), "'best_epoch' must be an epoch"),
     ],
 )
 def test_a_damaged_run_record_is_refused_in_one_line(paused, tmp_path, damage, message):

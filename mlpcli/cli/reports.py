@@ -81,7 +81,7 @@ def compare(checkpoints: tuple[Path, ...], out: Path | None, force: bool):
     widths = [max(len(h), *(len(r[i]) for r in shown)) for i, h in enumerate(COMPARISON_HEADER)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(COMPARISON_HEADER, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in shown]
-    histories = [c.meta.get("history", []) for c in loaded]
+    histories = [c.meta["history"] for c in loaded]
     lines += ["", *_text_curves(paths, histories)]
     say("\n".join(lines))
     if out is not None:

@@ -144,7 +144,7 @@ MAX_CLASSES = 1000  # a network's outputs: more names than this are a mistaken f
 def _class_names(path: Path) -> tuple[str, ...]:
     """The names in classes.txt, one a line, checked against what a checkpoint can hold, so
     that a run is refused before any work rather than saved where no command can read it."""
-    from ..io.checkpoint import MAX_NAME_LENGTH
+    from ..io.run_meta import MAX_NAME_LENGTH
 
     try:
         with open(path, "rb") as file:

@@ -32,9 +32,7 @@ from ..nn.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from ..nn.losses import LOSSES
 from ..nn.model import MLP
 from .files import atomic_write, remove_stale_temporaries
-from .run_meta import first_problem
-
-MAX_NAME_LENGTH = 200  # characters of a class name: what a label needs, and what a line shows
+from .run_meta import filled, first_problem
 
 FORMAT = "mlpcli-checkpoint"
 VERSION = 2
@@ -52,28 +50,29 @@ class Checkpoint:
     def normalization(self) -> tuple[float, float]:
         return self.meta["normalization"]["mean"], self.meta["normalization"]["std"]
 
+    def __post_init__(self):
+        self.meta = filled(self.meta, self.model.layers[0])
+
     @property
     def dataset(self) -> str:
-        """The name of the dataset trained on, or its folder's path (MNIST before 0.3)."""
-        return self.meta.get("dataset", "mnist")
+        """The name of the dataset trained on, or its folder's path."""
+        return self.meta["dataset"]
 
     @property
     def image_shape(self) -> tuple[int, int]:
-        """(h, w) of the images the network takes: 28x28 for 784 inputs before shapes were
-        recorded, else one row of pixels."""
-        inputs = self.model.layers[0]
-        return tuple(self.meta.get("image_shape", (28, 28) if inputs == 784 else (1, inputs)))
+        """(h, w) of the images the network takes."""
+        return tuple(self.meta["image_shape"])
 
     @property
     def class_names(self) -> list[str]:
         """A name for each output: the dataset's, or "0", "1", ... where it has none."""
-        names = self.meta.get("class_names") or []
+        names = self.meta["class_names"]
         return names + [str(k) for k in range(len(names), self.model.layers[-1])]
 
     @property
     def preparation(self) -> str:
         """How predict prepares an image for this network (io.image.PREPARATIONS)."""
-        return self.meta.get("preparation", "digits")
+        return self.meta["preparation"]
 
 
 def save_checkpoint(
@@ -163,7 +162,8 @@ def _read_meta(path: Path, npz) -> dict:
     return meta
 
 
-def _check_meta(path: Path, meta: dict) -> list[int]:
+def _check_meta(path: Path, meta: dict) -> dict:
+    """`meta` checked and filled (run_meta.filled)."""
     layers = meta.get("layers")
     if (
         not isinstance(layers, list)
@@ -171,6 +171,7 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
         or not all(isinstance(s, int) and s > 0 for s in layers)
     ):
         raise _bad(path, f"'layers' must be a list of at least two positive sizes, not {layers!r}")
+    meta = filled(meta, layers[0])
     if meta.get("activation") not in ACTIVATIONS:
         raise _bad(path, f"unknown activation {meta.get('activation')!r}")
     if meta.get("loss") not in LOSSES:
@@ -181,45 +182,14 @@ def _check_meta(path: Path, meta: dict) -> list[int]:
     mean, std = float(norm["mean"]), float(norm["std"])
     if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
         raise _bad(path, f"normalization mean {mean} / std {std} is not usable")
-    params = meta.get("activation_params", {})
+    params = meta["activation_params"]
     slope = params.get("slope", DEFAULT_LEAKY_SLOPE) if isinstance(params, dict) else None
     if not _is_number(slope) or not 0 <= slope <= 1:
         raise _bad(path, "'activation_params' must be an object whose 'slope' is 0 to 1")
-    options = meta.get("options", {})
-    if not isinstance(options, dict):
-        raise _bad(path, "'options' must be an object")
-    for name in ("seed", "validation_size"):
-        value = options.get(name, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise _bad(path, f"options.{name} must be a whole number from 0, not {value!r}")
-    _check_dataset(path, meta, layers)
-    problem = first_problem(meta)
+    problem = first_problem(meta, layers)
     if problem:
         raise _bad(path, problem)
-    return layers
-
-
-def _check_dataset(path: Path, meta: dict, layers: list[int]) -> None:
-    """What predict and evaluate read of the data trained on must fit the network."""
-    from .image import PREPARATIONS
-
-    if not isinstance(meta.get("dataset", "mnist"), str):
-        raise _bad(path, "'dataset' must be a name or a folder's path")
-    shape = meta.get("image_shape", [28, 28] if layers[0] == 784 else [1, layers[0]])
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
-        or shape[0] * shape[1] != layers[0]
-    ):
-        raise _bad(path, f"'image_shape' {shape!r} is not (h, w) of the {layers[0]} inputs")
-    names = meta.get("class_names", [])
-    if not isinstance(names, list) or len(names) > layers[-1]:
-        raise _bad(path, f"'class_names' must be a list of at most {layers[-1]} names")
-    if not all(isinstance(name, str) and len(name) <= MAX_NAME_LENGTH for name in names):
-        raise _bad(path, f"'class_names' must be strings of at most {MAX_NAME_LENGTH} characters")
-    if meta.get("preparation", "digits") not in PREPARATIONS:
-        raise _bad(path, f"unknown 'preparation' {meta.get('preparation')!r}")
+    return meta
 
 
 def _is_number(value) -> bool:
@@ -301,7 +271,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise _bad(path, "it is a single .npy array, not an .npz archive")
         with npz:
             meta = _read_meta(path, npz)
-            layers = _check_meta(path, meta)
+            meta = _check_meta(path, meta)
+            layers = meta["layers"]
             weights, biases = _read_params(path, npz, layers)
             resume = _read_resume(path, npz, layers) if meta["version"] >= 2 else {}
     except CheckpointError:
@@ -321,6 +292,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     ) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
         raise _bad(path, f"it cannot be read as .npz ({reason})") from None
-    slope = float(meta.get("activation_params", {}).get("slope", DEFAULT_LEAKY_SLOPE))
+    slope = float(meta["activation_params"].get("slope", DEFAULT_LEAKY_SLOPE))
     model = MLP(weights, biases, meta["activation"], meta["loss"], slope)
     return Checkpoint(model, meta, resume)

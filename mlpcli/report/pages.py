@@ -17,7 +17,7 @@ def run_report(about: dict, meta: dict, weights: np.ndarray, test: dict) -> str:
 
     names, shape = about["classes"], tuple(about["image_shape"])
     figures = test["figures"]
-    history = meta.get("history", [])
+    history = meta["history"]
     summary = html.table(
         ["split", "accuracy", "loss"],
         [
@@ -60,7 +60,7 @@ def run_report(about: dict, meta: dict, weights: np.ndarray, test: dict) -> str:
             "Options",
             html.table(
                 ["option", "value"],
-                sorted(meta.get("options", {}).items()),
+                sorted(meta["options"].items()),
             ),
         ),
     ]
