@@ -1,4 +1,5 @@
-"""The optional compiled step (mlpcli/engines/_sparse_sgd.c); all other metadata is in setup.cfg.
+"""The optional compiled step (mlpcli/engines/_sparse_sgd.c) and the packages, the shipped
+configs among them; all other metadata is in setup.cfg.
 
 `optional=True`: without a C compiler the install still succeeds, and training runs on the
 NumPy engines alone (mlpcli/engines/compiled.py falls back to them).
@@ -12,7 +13,7 @@ CPU runs; MLPCLI_SIMD caps it.
 import platform
 import sys
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 SOURCE = "mlpcli/engines/_sparse_sgd.c"
 # OpenMP for the step's two threads where the compiler surely has it (GCC on Linux);
@@ -38,4 +39,11 @@ def step_module(suffix: str, lanes: int, flags: list[str]) -> Extension:
     )
 
 
-setup(ext_modules=[step_module(suffix, *build) for suffix, build in BUILDS.items()])
+setup(
+    # the shipped configs/ travel as the package mlpcli.configs, so that `--config NAME`
+    # finds them after an install (mlpcli/presets.py)
+    packages=[*find_packages(include=["mlpcli*"]), "mlpcli.configs"],
+    package_dir={"mlpcli.configs": "configs"},
+    package_data={"mlpcli.web": ["static/*.html"], "mlpcli.configs": ["*.toml"]},
+    ext_modules=[step_module(suffix, *build) for suffix, build in BUILDS.items()],
+)

@@ -178,11 +178,32 @@ def test_shipped_configs_are_valid(name, expected, tmp_path, monkeypatch):
         raise MlpError("stopped before training")
 
     monkeypatch.setattr("mlpcli.api.train", stop_before_training)
-    result = run("train", "--config", CONFIGS / f"{name}.toml", "--out", tmp_path / "m.npz")
-    assert result.exit_code == 1 and "stopped before training" in result.stderr, result.output
-    captured[0].validate()
+    monkeypatch.chdir(tmp_path)  # a shipped config is found by name from any folder
+    for given in (CONFIGS / f"{name}.toml", name):
+        result = run("train", "--config", given, "--out", tmp_path / "m.npz")
+        assert result.exit_code == 1 and "stopped before training" in result.stderr, result.output
+    by_path, by_name = captured
+    assert by_name == by_path
+    by_path.validate()
     for key, value in expected.items():
-        assert getattr(captured[0], key) == value
+        assert getattr(by_path, key) == value
+
+
+def test_config_list_names_each_shipped_config_with_a_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("train", "--config", "list")
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.stdout.splitlines()[:-1]]
+    assert listed == sorted(SHIPPED)
+    assert "Simard et al. 2003" in result.stdout  # the first sentence, not cut at "al."
+    assert all(len(line) <= 80 for line in result.stdout.splitlines()[:-1])
+
+
+def test_a_config_name_that_is_neither_file_nor_shipped_is_a_usage_error(tmp_path):
+    result = run("train", "--config", "fast98", "--out", tmp_path / "m.npz")
+    assert result.exit_code == 2 and "no shipped config of that name" in result.stderr
+    assert "fast99" in result.stderr and "--config list" in result.stderr
+    assert exited_cleanly(result)
 
 
 def test_default_toml_writes_out_the_defaults_of_mlp_train(tmp_path, monkeypatch):

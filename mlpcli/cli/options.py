@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 
 import click
 
+from .. import presets
 from ..api import TrainConfig
 from ..data.augment import parse_kinds
 from ..io.files import is_regular_file
@@ -69,6 +71,18 @@ def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -
     def refuse(why: str) -> click.BadParameter:
         return click.BadParameter(why, ctx, param)
 
+    if path == "list":
+        _list_presets()
+        ctx.exit(0)
+    if not Path(path).exists() and "/" not in path and "\\" not in path:
+        found = presets.path(path)
+        if found is None:
+            shipped = ", ".join(presets.names()) or "none here"
+            raise refuse(
+                f"no config file {path} and no shipped config of that name ({shipped}); "
+                "give a .toml file's path, or `--config list`"
+            )
+        path = str(found)
     if not is_regular_file(path):
         raise refuse(f"{path} is not a regular file (a FIFO or device would never end)")
     try:
@@ -104,6 +118,18 @@ def _load_config(ctx: click.Context, param: click.Parameter, path: str | None) -
             raise refuse(f"{key} = {value!r} in {path}: {exc.message}") from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path
+
+
+def _list_presets() -> None:
+    """The shipped configs, a line each: the name `--config` takes and what it trains."""
+    shipped = presets.names()
+    width = max(map(len, shipped), default=0)
+    for name in shipped:
+        click.echo(f"{name:<{width}}  {presets.summary(name, 78 - width)}")
+    if shipped:
+        click.echo(f"(in {presets.folder()}; `mlp train --config NAME` trains with one)")
+    else:
+        click.echo("no shipped configs are installed here")
 
 
 def _wrong_toml_type(param: click.Parameter, value) -> str | None:
@@ -181,10 +207,12 @@ def augment_options(command):
 
 
 def config_option(help: str):
-    """--config FILE.toml: its keys become the command's defaults (see _load_config)."""
+    """--config FILE.toml or a shipped config's NAME: its keys become the command's defaults
+    (see _load_config); `--config list` lists the shipped ones."""
     return click.option(
         "--config",
         type=click.Path(dir_okay=False),
+        metavar="FILE|NAME",
         callback=_load_config,
         is_eager=True,
         expose_value=False,

@@ -33,8 +33,9 @@ from .options import LayersType, augment_options, config_option, train_option
 
 @click.command()
 @config_option(
-    "TOML file of options (keys are the option names, e.g. batch-size = 32); "
-    "options given on the command line win."
+    "TOML file of options (keys are the option names, e.g. batch-size = 32), or the name of "
+    "a shipped one (fast99, record, ...: `--config list` lists them); options given on the "
+    "command line win."
 )
 @train_option(
     "--dataset",
@@ -249,7 +250,7 @@ def train(
     \b
     Examples:
       mlp train --optimizer adam --lr 0.001 --dropout 0.2
-      mlp train --config configs/plain.toml    # plain SGD, undistorted digits
+      mlp train --config plain    # a shipped config (--config list: all of them)
       mlp train --resume checkpoint.npz --epochs 20
     """
     from ..api import resume_config
@@ -364,7 +365,10 @@ def train(
 
 
 @click.command("augment-preview")
-@config_option("A training config (TOML) whose distortions to show; its other keys are ignored.")
+@config_option(
+    "A training config (TOML, or a shipped one's name) whose distortions to show; its other "
+    "keys are ignored."
+)
 @augment_options
 @train_option("--seed", click.IntRange(0), "Seed of the split and of the distortions.")
 @train_option("--validation-size", click.IntRange(0), "As for mlp train.")
@@ -398,7 +402,7 @@ def augment_preview(images, variants, out, force, show, data_dir, mirrors, quiet
     \b
     Examples:
       mlp augment-preview --augment affine,elastic
-      mlp augment-preview --config configs/fast99.toml --show
+      mlp augment-preview --config fast99 --show
     """
     from ..api import augment_preview as preview
     from ..io.image import render_text, write_grid_png
