@@ -1,6 +1,6 @@
 """Predicting: each image prepared as the checkpoint's dataset was made (io/image.py), or a
 row of digits split into its digits (io/number.py), then classified by the network. Apart
-from api.py, so that `mlp predict` does not load the training code."""
+from the training code (run.py), so that `mlp predict` does not load it."""
 
 from __future__ import annotations
 

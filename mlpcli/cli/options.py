@@ -1,4 +1,4 @@
-"""The options of training (their defaults from api.TrainConfig, the one source of them) and
+"""The options of training (their defaults from config.TrainConfig, the one source of them) and
 --config, the TOML file whose keys become a command's defaults."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .. import presets
-from ..api import TrainConfig
+from ..config import TrainConfig
 from ..data.augment import parse_kinds
 from ..io.files import is_regular_file
 

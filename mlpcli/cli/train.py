@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..api import TrainConfig
+from ..config import TrainConfig
 from ..data.typed_digits import SHARE as TYPED_SHARE
 from ..engines import ENGINE_CHOICES
 from ..errors import ConfigError

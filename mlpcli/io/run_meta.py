@@ -28,7 +28,7 @@ FIGURES = [
     for split in ("train", "validation", "test")
     for figure in ("accuracy", "loss")
 ]
-# the options the commands read, by the type they read them as (api.TrainConfig declares them
+# the options the commands read, by the type they read them as (config.TrainConfig declares them
 # all; a spec of them both reads from is issue 30's)
 _NUMBER = (int, float)
 OPTION_TYPES = {
@@ -60,8 +60,9 @@ def legacy_defaults(inputs: int) -> dict:
     }
 
 
-# the options a run before them had in effect: evaluate and report rebuild its splits with them
-LEGACY_OPTIONS = {"validation_size": 0, "seed": 0}
+# the options a run before them had in effect: evaluate and report rebuild its splits with
+# the first two; a run from before typed digits had none, and resumes without them
+LEGACY_OPTIONS = {"validation_size": 0, "seed": 0, "typed_digits": 0.0}
 
 
 def filled(meta: dict, inputs: int) -> dict:

@@ -10,7 +10,7 @@ MISTAKES_SHOWN = 24  # the most confident mistakes on the test set, in the repor
 
 
 def run_report(about: dict, meta: dict, weights: np.ndarray, test: dict) -> str:
-    """The report page of one run. `about` is api.describe() of its checkpoint, `weights`
+    """The report page of one run. `about` is report.summary.describe() of its checkpoint, `weights`
     its W1 (d, h1), and `test` holds the test split's "images" (n, h, w) uint8, "labels"
     (n,), "probabilities" (n, k) and "figures" (metrics.score)."""
     from . import plots  # matplotlib: MlpError saying how to install it when it is missing
