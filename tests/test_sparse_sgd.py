@@ -98,6 +98,18 @@ def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_s
 
 
 @needs_build
+@needs_build
+def test_the_c_files_names_are_the_references():
+    """compiled.py reads the codes of the C file's activations and optimizers from the
+    module, in the enums' order: each names the reference's own (nn/), plain SGD apart."""
+    from mlpcli.nn.activations import ACTIVATIONS
+    from mlpcli.nn.optim import OPTIMIZERS
+
+    assert set(sparse_sgd.ACTIVATION_CODES) == set(ACTIVATIONS)
+    assert set(sparse_sgd.OPTIMIZER_CODES) == {"plain-sgd", *OPTIMIZERS}
+    assert sparse_sgd.MAX_LAYERS >= 3
+
+
 def test_the_chunks_loss_and_hits_are_those_of_its_logits():
     pixels, labels = _digits(200)
     ink = sparse_sgd.InkPixels.of(Split(pixels, labels, STATS))

@@ -81,6 +81,8 @@ INLINE vec load(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 INLINE void store(float *p, vec v) { memcpy(p, &v, sizeof v); }
 
 enum { RELU, LEAKY_RELU, SIGMOID, TANH };
+/* the activations' names in the enum's order: the module exports them, compiled.py reads them */
+#define ACTIVATION_NAMES "relu", "leaky-relu", "sigmoid", "tanh"
 #define MAX_LAYERS 16
 
 typedef struct {
@@ -239,6 +241,8 @@ INLINE void ink_update(const Inputs *in, int64_t first, int64_t rows, const Colu
 /* ---- optimizers (optim.py) ---- */
 
 enum { PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW };
+/* their names in the enum's order, exported as ACTIVATION_NAMES is */
+#define OPTIMIZER_NAMES "plain-sgd", "sgd", "momentum", "nesterov", "adam", "adamw"
 
 typedef struct { /* the optimizer as Python gave it */
     int kind;
@@ -1324,7 +1328,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, NAME(MODULE),
 PyMODINIT_FUNC INIT(MODULE)(void) {
     PyObject *self = PyModule_Create(&module);
     if (self && (PyModule_AddIntConstant(self, "LANES", LANES) < 0 ||
-                 PyModule_AddIntConstant(self, "MAX_LAYERS", MAX_LAYERS) < 0)) {
+                 PyModule_AddIntConstant(self, "MAX_LAYERS", MAX_LAYERS) < 0 ||
+                 PyModule_AddObject(self, "ACTIVATIONS",
+                                    Py_BuildValue("(ssss)", ACTIVATION_NAMES)) < 0 ||
+                 PyModule_AddObject(self, "OPTIMIZERS",
+                                    Py_BuildValue("(ssssss)", OPTIMIZER_NAMES)) < 0)) {
         Py_DECREF(self);
         return NULL;
     }

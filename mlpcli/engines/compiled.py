@@ -54,9 +54,10 @@ except ImportError:  # built without a C compiler: the NumPy engine alone
 SIMD_PATHS = ("avx512", "avx2", "baseline")  # setup.py's builds, widest first
 SIMD_VARIABLE = "MLPCLI_SIMD"  # caps the build used at the one named
 
-ACTIVATION_CODES = {"relu": 0, "leaky-relu": 1, "sigmoid": 2, "tanh": 3}  # as in the C file
-MAX_LAYERS = _sparse_sgd.MAX_LAYERS if _sparse_sgd else 16  # layers of weights
-PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW = range(6)  # as in the C file
+# the C file's codes of its activations and optimizers (their enums' order) and its limit
+ACTIVATION_CODES = {name: code for code, name in enumerate(getattr(_sparse_sgd, "ACTIVATIONS", ()))}
+OPTIMIZER_CODES = {name: code for code, name in enumerate(getattr(_sparse_sgd, "OPTIMIZERS", ()))}
+MAX_LAYERS = getattr(_sparse_sgd, "MAX_LAYERS", 0)  # layers of weights
 
 
 def available() -> bool:
@@ -157,12 +158,14 @@ class TrainedChunk:
 
 
 def optimizer_code(optimizer: Optimizer) -> int:
-    """The C file's code for `optimizer`: PLAIN_SGD takes the shared-shift path."""
+    """The C file's code for `optimizer`: plain-sgd takes the shared-shift path."""
     if isinstance(optimizer, Adam):
-        return ADAMW if optimizer.decoupled else ADAM
-    if isinstance(optimizer, Momentum):
-        return NESTEROV if optimizer.nesterov else MOMENTUM
-    return SGD if optimizer.weight_decay or optimizer.max_norm else PLAIN_SGD
+        name = "adamw" if optimizer.decoupled else "adam"
+    elif isinstance(optimizer, Momentum):
+        name = "nesterov" if optimizer.nesterov else "momentum"
+    else:
+        name = "sgd" if optimizer.weight_decay or optimizer.max_norm else "plain-sgd"
+    return OPTIMIZER_CODES[name]
 
 
 def train_on_ink(
