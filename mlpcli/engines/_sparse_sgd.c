@@ -970,7 +970,7 @@ static int bad_index(const int64_t *order, const int64_t *labels, const int64_t 
     return INDICES_FIT;
 }
 
-static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
+static PyObject *py_train_chunk(PyObject *self, PyObject *args, PyObject *kwargs) {
     PyObject *order, *rowptr, *cols, *pixels, *labels, *weights, *biases, *out;
     PyObject *firsts, *seconds, *masks;
     Py_ssize_t n, batch, rows_total;
@@ -978,13 +978,18 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args) {
     int threads;
     Inputs in = {0};
     Optim optim;
-    if (!PyArg_ParseTuple(args, "OOOOOnnffifO!O!dOnii(dddddd)LO!O!O!", &order, &rowptr, &cols,
-                          &pixels, &labels, &n, &rows_total, &in.scale, &in.blank,
-                          &in.activation, &in.slope, &PyTuple_Type, &weights, &PyTuple_Type,
-                          &biases, &optim.lr, &out, &batch, &threads, &optim.kind,
-                          &optim.momentum, &optim.beta1, &optim.beta2, &optim.eps, &optim.decay,
-                          &optim.max_norm, &steps, &PyTuple_Type, &firsts, &PyTuple_Type,
-                          &seconds, &PyTuple_Type, &masks))
+    static char *names[] = {"order", "rowptr", "cols", "pixels", "labels", "n", "rows_total",
+                            "scale", "blank", "activation", "slope", "weights", "biases", "lr",
+                            "logits", "batch", "threads", "optimizer", "momentum", "beta1",
+                            "beta2", "eps", "weight_decay", "max_norm", "steps", "firsts",
+                            "seconds", "masks", NULL};
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "OOOOOnnffifO!O!dOniiddddddLO!O!O!", names, &order, &rowptr, &cols,
+            &pixels, &labels, &n, &rows_total, &in.scale, &in.blank, &in.activation, &in.slope,
+            &PyTuple_Type, &weights, &PyTuple_Type, &biases, &optim.lr, &out, &batch, &threads,
+            &optim.kind, &optim.momentum, &optim.beta1, &optim.beta2, &optim.eps, &optim.decay,
+            &optim.max_norm, &steps, &PyTuple_Type, &firsts, &PyTuple_Type, &seconds,
+            &PyTuple_Type, &masks))
         return NULL;
     optim.steps = steps;
     Net net;
@@ -1310,11 +1315,11 @@ static PyMethodDef methods[] = {
      "count_ink(pixels, n, d, rowptr, threads): see mlpcli/engines/compiled.py"},
     {"gather_ink", py_gather_ink, METH_VARARGS,
      "gather_ink(pixels, n, d, rowptr, cols, values, threads): see mlpcli/engines/compiled.py"},
-    {"train_chunk", py_train_chunk, METH_VARARGS,
-     "train_chunk(order, rowptr, cols, pixels, labels, n, rows_total, scale, blank, "
-     "activation, slope, weights, biases, lr, logits, batch, threads, optimizer, "
-     "(momentum, beta1, beta2, eps, weight_decay, max_norm), steps, firsts, seconds, masks) "
-     "-> (summed loss, correct): see mlpcli/engines/compiled.py"},
+    {"train_chunk", (PyCFunction)(void (*)(void))py_train_chunk, METH_VARARGS | METH_KEYWORDS,
+     "train_chunk(*, order, rowptr, cols, pixels, labels, n, rows_total, scale, blank, "
+     "activation, slope, weights, biases, lr, logits, batch, threads, optimizer, momentum, "
+     "beta1, beta2, eps, weight_decay, max_norm, steps, firsts, seconds, masks) "
+     "-> (summed loss, correct), called by keyword: see mlpcli/engines/compiled.py"},
     {NULL, NULL, 0, NULL}};
 
 #define TEXT(name) #name
