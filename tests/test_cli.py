@@ -516,3 +516,13 @@ def test_train_says_which_engine_auto_took_and_why_not_the_others(tiny_mnist, tm
     assert len(said) == 1 and said[0].startswith(f"engine: {engine}")
     assert "; not numpy: its fused steps are plain SGD's" in said[0]
     assert "learning rate 0.001: adam's default at batch 128" in result.stderr
+
+
+def test_the_option_reference_names_every_option_of_mlp_train():
+    """docs/options.md is the full reference the README links: it cannot fall behind."""
+    from mlpcli.cli.train import train
+
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "options.md").read_text()
+    named = {flag for param in train.params for flag in param.opts if flag.startswith("--")}
+    missing = sorted(flag for flag in named - {"--help"} if f"`{flag}" not in reference)
+    assert not missing, f"docs/options.md does not name {missing}"
