@@ -5,17 +5,19 @@ configs among them; all other metadata is in setup.cfg.
 NumPy engines alone (mlpcli/engines/compiled.py falls back to them).
 
 The step is built once per instruction set, each build a module of its own whose vectors are
-one register wide (the C file's top says why): the baseline one everywhere, and on x86-64 an
+one register wide (engines/step/common.h says why): the baseline one everywhere, and on x86-64 an
 AVX2 one (x86-64-v3) and an AVX-512 one (x86-64-v4). compiled.py imports the widest that the
 CPU runs; MLPCLI_SIMD caps it.
 """
 
 import platform
 import sys
+from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 
 SOURCE = "mlpcli/engines/_sparse_sgd.c"
+PARTS = sorted(str(part) for part in Path("mlpcli/engines/step").glob("*.h"))  # it includes them
 # OpenMP for the step's two threads where the compiler surely has it (GCC on Linux);
 # elsewhere the same code runs on one thread.
 openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
@@ -32,6 +34,7 @@ def step_module(suffix: str, lanes: int, flags: list[str]) -> Extension:
     return Extension(
         f"mlpcli.engines._sparse_sgd{suffix}",
         [SOURCE],
+        depends=PARTS,
         define_macros=[("LANES", str(lanes)), ("MODULE", f"_sparse_sgd{suffix}")],
         extra_compile_args=[*common, *flags],
         extra_link_args=openmp,
