@@ -112,6 +112,47 @@ INLINE void prefetch_ink(const Inputs *in, int64_t first, int64_t last, int64_t 
     }
 }
 
+/* Plain SGD's update of the first layer on a thread's columns lo..hi (real below `top`): b_1
+ * steps, the shared shift c takes the blank pixels' part, colsum(Ws) follows, and only the
+ * inked rows of Ws step (_sparse_sgd.c's top). */
+INLINE void shifted_update(const Inputs *in, Net *net, Work *work, int64_t first, int64_t rows,
+                           int64_t lo, int64_t hi, int64_t top, int by_rows,
+                           const float *ink_sum) {
+    int64_t d = net->size[0], P = padded(net->size[1]);
+    for (int64_t h0 = lo; h0 < hi; h0 += LANES) {
+        vec g_sum = {0}, ink_g_sum = {0}; /* sums over the batch, in registers */
+        for (int64_t i = 0; i < rows; i++) {
+            vec g = load(work->grad + i * P + h0);
+            g_sum += g, ink_g_sum += ink_sum[i] * g;
+        }
+        store(work->c + h0, load(work->c + h0) + in->blank * g_sum);
+        store(work->colsum + h0, load(work->colsum + h0) - ink_g_sum);
+        for (int64_t h = h0; h < top && h < h0 + LANES; h++) net->b[0][h] -= g_sum[h - h0];
+    }
+    ink_update(in, first, rows, by_rows ? NULL : &work->columns, d, lo, hi, P, work->Ws,
+               work->grad);
+}
+
+/* Every other optimizer's (the dense path): b_1's step, then each row of W_1 steps with its
+ * gradient, the ink's part plus the blank pixels' (_sparse_sgd.c's top). */
+INLINE void dense_update(const Inputs *in, Net *net, Work *work, int64_t first, int64_t rows,
+                         int64_t lo, int64_t hi, int64_t top, int by_rows, const Rule *rule,
+                         float max_norm) {
+    int64_t d = net->size[0], P = padded(net->size[1]);
+    for (int64_t h0 = lo; h0 < top; h0 += LANES) {
+        vec g_sum = {0};
+        for (int64_t i = 0; i < rows; i++) g_sum += load(work->grad + i * P + h0);
+        store(work->vg + h0, in->blank * g_sum);
+        float gradient[LANES];
+        store(gradient, g_sum);
+        optimize(rule, net->b[0] + h0, gradient, work->bm1 + h0, work->bs1 + h0,
+                 top - h0 < LANES ? top - h0 : LANES);
+    }
+    if (by_rows) /* minus the ink's part into ink_grad, by rows */
+        ink_update(in, first, rows, NULL, d, lo, hi, P, work->ink_grad, work->grad);
+    first_layer_step(lo, hi, top, by_rows ? NULL : &work->columns, d, P, work, rule, max_norm);
+}
+
 /* Trains on rows order[0:n] in batches of `batch`, their logits (n, k) into `logits` and
  * their loss and hits into `tally`, on up to `threads` threads: 0, or -1 if out of memory
  * (nothing changed then).
@@ -173,35 +214,10 @@ static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
 #pragma omp section
                 if (!by_rows) by_columns(in, first, rows, d, &work.columns);
             }
-            if (dense) { /* b_1's step, then W_1's by rows (_sparse_sgd.c's top) */
-                for (int64_t h0 = lo; h0 < top; h0 += LANES) {
-                    vec g_sum = {0};
-                    for (int64_t i = 0; i < rows; i++) g_sum += load(work.grad + i * P + h0);
-                    store(work.vg + h0, in->blank * g_sum);
-                    float gradient[LANES];
-                    store(gradient, g_sum);
-                    optimize(&rule, net->b[0] + h0, gradient, work.bm1 + h0, work.bs1 + h0,
-                             top - h0 < LANES ? top - h0 : LANES);
-                }
-                if (by_rows) /* minus the ink's part into ink_grad, by rows */
-                    ink_update(in, first, rows, NULL, d, lo, hi, P, work.ink_grad, work.grad);
-                first_layer_step(lo, hi, top, by_rows ? NULL : &work.columns, d, P, &work, &rule,
-                                 max_norm);
-                continue;
-            }
-            /* b, c, colsum(Ws): _sparse_sgd.c's top */
-            for (int64_t h0 = lo; h0 < hi; h0 += LANES) {
-                vec g_sum = {0}, ink_g_sum = {0}; /* sums over the batch, in registers */
-                for (int64_t i = 0; i < rows; i++) {
-                    vec g = load(work.grad + i * P + h0);
-                    g_sum += g, ink_g_sum += ink_sum[i] * g;
-                }
-                store(work.c + h0, load(work.c + h0) + in->blank * g_sum);
-                store(work.colsum + h0, load(work.colsum + h0) - ink_g_sum);
-                for (int64_t h = h0; h < top && h < h0 + LANES; h++) net->b[0][h] -= g_sum[h - h0];
-            }
-            ink_update(in, first, rows, by_rows ? NULL : &work.columns, d, lo, hi, P, work.Ws,
-                       work.grad);
+            if (dense)
+                dense_update(in, net, &work, first, rows, lo, hi, top, by_rows, &rule, max_norm);
+            else
+                shifted_update(in, net, &work, first, rows, lo, hi, top, by_rows, ink_sum);
         }
         restore_subnormals(mode);
     }
