@@ -163,10 +163,10 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args, PyObject *kwargs
         goto done;
     float *logits = take(&buffers, out, n * net.size[net.depth] * sizeof(float), 1, "logits");
     if (!logits) goto done;
-    if (batch < 1 || threads < 1 || in.activation < RELU || in.activation > TANH ||
-        optim.kind < PLAIN_SGD || optim.kind > ADAMW || steps < 0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "batch and threads must be >= 1, activation 0-3, optimizer 0-5");
+    if (batch < 1 || threads < 1 || in.activation < 0 || in.activation >= ACTIVATION_COUNT ||
+        optim.kind < 0 || optim.kind >= OPTIMIZER_COUNT || steps < 0) {
+        PyErr_SetString(PyExc_ValueError, "batch and threads must be >= 1, activation and "
+                                          "optimizer indices into ACTIVATIONS and OPTIMIZERS");
         goto done;
     }
     State state = {{0}, {0}};
@@ -182,7 +182,7 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args, PyObject *kwargs
         take_optional(&buffers, masks, net.depth, mask_bytes, mask_of, "masks"))
         goto done;
     for (int l = 0; l < net.depth; l++) in.masks[l] = mask_of[l];
-    int needs_first = optim.kind >= MOMENTUM, needs_second = optim.kind >= ADAM;
+    int needs_first = keeps_first(optim.kind), needs_second = keeps_second(optim.kind);
     for (int i = 0; i < 2 * net.depth; i++)
         if ((needs_first && !state.first[i]) || (needs_second && !state.second[i])) {
             PyErr_SetString(PyExc_ValueError, "the optimizer's buffers are missing");

@@ -46,7 +46,7 @@ typedef float vec __attribute__((vector_size(LANES * sizeof(float))));
 INLINE vec load(const float *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 INLINE void store(float *p, vec v) { memcpy(p, &v, sizeof v); }
 
-enum { RELU, LEAKY_RELU, SIGMOID, TANH };
+enum { RELU, LEAKY_RELU, SIGMOID, TANH, ACTIVATION_COUNT };
 /* the activations' names in the enum's order: the module exports them, compiled.py reads them */
 #define ACTIVATION_NAMES "relu", "leaky-relu", "sigmoid", "tanh"
 #define MAX_LAYERS 16

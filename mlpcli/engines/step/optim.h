@@ -3,9 +3,14 @@
 
 /* ---- optimizers (optim.py) ---- */
 
-enum { PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW };
+enum { PLAIN_SGD, SGD, MOMENTUM, NESTEROV, ADAM, ADAMW, OPTIMIZER_COUNT };
 /* their names in the enum's order, exported as ACTIVATION_NAMES is */
 #define OPTIMIZER_NAMES "plain-sgd", "sgd", "momentum", "nesterov", "adam", "adamw"
+
+/* Which of the buffers Python holds an optimizer keeps: a first (velocity, or Adam's mean)
+ * and a second (Adam's mean square). */
+static int keeps_first(int kind) { return kind >= MOMENTUM; }
+static int keeps_second(int kind) { return kind >= ADAM; }
 
 typedef struct { /* the optimizer as Python gave it */
     int kind;
