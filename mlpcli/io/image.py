@@ -299,7 +299,7 @@ def _paper_of_tight_crop(gray: np.ndarray) -> np.ndarray | None:
       dark digit on a page whose shadow holds most of the border);
     - every large mark touches the frame, lines thinner than a photo's stroke (ruled paper)
       left out (a photo's digit lies inside it)."""
-    from .photo import grown, label_components, otsu, square
+    from .photo import grown, otsu, square
 
     low, high = float(gray.min()), float(gray.max())
     if high - low < MIN_CONTRAST:
@@ -321,17 +321,13 @@ def _paper_of_tight_crop(gray: np.ndarray) -> np.ndarray | None:
         away = ~mask
     if _shading(np.where(away, gray, np.nan)) > SHADED:
         return None
-    paper, marks = _median(gray[away]), _median(gray[mask])
-    beyond = (gray[away] - paper) * np.sign(paper - marks)  # > 0: away from the marks' shade
-    if (beyond > 0.5 * abs(paper - marks)).mean() > 0.001:
+    paper, ink = _median(gray[away]), _median(gray[mask])
+    beyond = (gray[away] - paper) * np.sign(paper - ink)  # > 0: away from the ink's shade
+    if (beyond > 0.5 * abs(paper - ink)).mean() > 0.001:
         return None
     thin = round(min(gray.shape) / THIN_LINES)  # 0 in a small image: no line is thinner
-    cores = ~grown(~mask, thin) if thin else mask
-    labels, count = label_components(cores)
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    on_frame = np.zeros(count + 1, bool)
-    on_frame[_border(labels)] = True
-    if count == 0 or (~on_frame[1:] & (areas >= SPECK_SHARE * areas.max())).any():
+    _, areas, on_frame = _components(~grown(~mask, thin) if thin else mask)
+    if not len(areas) or (~on_frame & (areas >= SPECK_SHARE * areas.max())).any():
         return None
     return gray[away]
 
@@ -413,19 +409,28 @@ def _digit_marks(ink: np.ndarray, thin: int = 0) -> np.ndarray:
     return np.where(_kept_marks(mask), ink, 0).astype(np.float32)
 
 
-def _kept_marks(mask: np.ndarray) -> np.ndarray:
-    """The pixels of `mask` in the components _digit_marks keeps."""
-    from .photo import grown, label_components
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 8-connected components of `mask`: their labels (h, w), 1.. on the mask, and for
+    each component, in label order, its area and whether it touches the image's edge."""
+    from .photo import label_components
 
     labels, count = label_components(mask)
-    if count <= 1:
-        return mask
     # tables indexed by label (0, off the mask, first), rather than np.unique and np.isin:
     # those load numpy.ma, a tenth of `mlp predict`'s start-up
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     edge = np.zeros(count + 1, bool)
     edge[_border(labels)] = True
-    edge = edge[1:]
+    return labels, areas, edge[1:]
+
+
+def _kept_marks(mask: np.ndarray) -> np.ndarray:
+    """The pixels of `mask` in the components _digit_marks keeps."""
+    from .photo import grown
+
+    labels, areas, edge = _components(mask)
+    count = len(areas)
+    if count <= 1:
+        return mask
     keep = ~edge if (~edge).any() else np.ones(count, bool)
     large = keep & (areas >= SPECK_SHARE * areas[keep].max())
     small = np.flatnonzero(keep & ~large)
