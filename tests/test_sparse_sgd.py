@@ -81,6 +81,7 @@ def _both_engines(layers, activation, batch_size, threads, n=300):
         ([784, 10], "relu", 64, 1),  # no hidden layer: softmax regression
         ([784, 64, 10], "relu", 1, 2),  # per-sample SGD, two threads asked for
         ([784, 100, 30, 10], "tanh", 1, 1),
+        ([784, 64, 2048, 10], "relu", 64, 2),  # 64x2048 weights: BLAS's products above
     ],
 )
 def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_size, threads, simd):
@@ -98,6 +99,16 @@ def test_compiled_step_takes_the_numpy_engines_steps(layers, activation, batch_s
 
 
 @needs_build
+@needs_build
+def test_the_large_layers_above_the_first_take_numpy_s_blas_where_it_is_openblas():
+    """The parity tests' 64x2048 layers run through this gemm, not the step's kernels."""
+    from threadpoolctl import threadpool_info
+
+    if not any(lib.get("internal_api") == "openblas" for lib in threadpool_info()):
+        pytest.skip("numpy here does not use OpenBLAS: the step's own kernels run")
+    assert sparse_sgd.gemm_address() != 0
+
+
 @needs_build
 def test_the_c_files_names_are_the_references():
     """compiled.py reads the codes of the C file's activations and optimizers from the
@@ -304,6 +315,9 @@ def _engine_pair(recipe, layers, activation, batch_size, dropout):
         ("momentum-max-norm", [784, 64, 10], "relu", 64, 0.5),
         ("momentum-per-sample", [784, 64, 10], "relu", 1, 0.0),
         ("adam", [784, 10], "relu", 32, 0.0),  # no hidden layer
+        ("momentum", [784, 64, 2048, 10], "relu", 64, 0.0),  # BLAS's products above
+        ("adamw", [784, 64, 2048, 10], "tanh", 50, 0.3),
+        ("sgd-decay-max-norm", [784, 32, 4096, 10], "relu", 64, 0.0),
     ],
 )
 def test_compiled_step_takes_the_references_steps(

@@ -105,6 +105,7 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args, PyObject *kwargs
     PyObject *firsts, *seconds, *masks;
     Py_ssize_t n, batch, rows_total;
     long long steps;
+    unsigned long long gemm_address; /* cblas_sgemm64_'s address, or 0: the own kernels */
     int threads;
     Inputs in = {0};
     Optim optim;
@@ -112,17 +113,18 @@ static PyObject *py_train_chunk(PyObject *self, PyObject *args, PyObject *kwargs
                             "scale", "blank", "activation", "slope", "weights", "biases", "lr",
                             "logits", "batch", "threads", "optimizer", "momentum", "beta1",
                             "beta2", "eps", "weight_decay", "max_norm", "steps", "firsts",
-                            "seconds", "masks", NULL};
+                            "seconds", "masks", "gemm", NULL};
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "OOOOOnnffifO!O!dOniiddddddLO!O!O!", names, &order, &rowptr, &cols,
+            args, kwargs, "OOOOOnnffifO!O!dOniiddddddLO!O!O!K", names, &order, &rowptr, &cols,
             &pixels, &labels, &n, &rows_total, &in.scale, &in.blank, &in.activation, &in.slope,
             &PyTuple_Type, &weights, &PyTuple_Type, &biases, &optim.lr, &out, &batch, &threads,
             &optim.kind, &optim.momentum, &optim.beta1, &optim.beta2, &optim.eps, &optim.decay,
             &optim.max_norm, &steps, &PyTuple_Type, &firsts, &PyTuple_Type, &seconds,
-            &PyTuple_Type, &masks))
+            &PyTuple_Type, &masks, &gemm_address))
         return NULL;
     optim.steps = steps;
     Net net;
+    net.gemm = (Gemm)(uintptr_t)gemm_address;
     net.depth = (int)PyTuple_GET_SIZE(weights);
     if (net.depth < 1 || net.depth > MAX_LAYERS || PyTuple_GET_SIZE(biases) != net.depth)
         return PyErr_Format(PyExc_ValueError, "expected 1 to %d layers", MAX_LAYERS);
@@ -387,7 +389,7 @@ static PyMethodDef methods[] = {
     {"train_chunk", (PyCFunction)(void (*)(void))py_train_chunk, METH_VARARGS | METH_KEYWORDS,
      "train_chunk(*, order, rowptr, cols, pixels, labels, n, rows_total, scale, blank, "
      "activation, slope, weights, biases, lr, logits, batch, threads, optimizer, momentum, "
-     "beta1, beta2, eps, weight_decay, max_norm, steps, firsts, seconds, masks) "
+     "beta1, beta2, eps, weight_decay, max_norm, steps, firsts, seconds, masks, gemm) "
      "-> (summed loss, correct), called by keyword: see mlpcli/engines/compiled.py"},
     {NULL, NULL, 0, NULL}};
 

@@ -157,6 +157,18 @@ class TrainedChunk:
     correct: int  # rows whose logits' argmax is their label
 
 
+def gemm_address() -> int:
+    """The address of the cblas_sgemm of numpy's OpenBLAS (engines/blas.py), which the step
+    calls for its large layers above the first, or 0 where there is none: its own kernels
+    then."""
+    import ctypes
+
+    from .blas import _gemm
+
+    gemm = _gemm(np.dtype(np.float32))
+    return ctypes.cast(gemm, ctypes.c_void_p).value or 0 if gemm is not None else 0
+
+
 def optimizer_code(optimizer: Optimizer) -> int:
     """The C file's code for `optimizer`: plain-sgd takes the shared-shift path."""
     if isinstance(optimizer, Adam):
@@ -218,6 +230,7 @@ def train_on_ink(
         firsts=tuple(firsts),
         seconds=tuple(seconds),
         masks=tuple(masks or [None] * len(model.weights)),
+        gemm=gemm_address(),
     )
     return TrainedChunk(logits, loss_sum / len(rows), correct)
 

@@ -61,7 +61,14 @@ typedef struct {
     const float *masks[MAX_LAYERS]; /* masks[l] (n, size[l]) for hidden layer l, or NULL */
 } Inputs;
 
+/* cblas_sgemm's ILP64 form (the 64_ symbol numpy's OpenBLAS exports; engines/blas.py finds
+ * it): order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc. */
+typedef void (*Gemm)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                     const float *, int64_t, float, float *, int64_t);
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
 typedef struct {
+    Gemm gemm;                  /* BLAS for the large layers above the first, or NULL */
     int depth;                  /* number of weight layers */
     int64_t size[MAX_LAYERS + 1];  /* size[0] = d ... size[depth] = k */
     float *W[MAX_LAYERS], *b[MAX_LAYERS];

@@ -172,6 +172,9 @@ static int train_chunk(const Inputs *in, Net *net, int64_t n, int64_t batch,
     threads = threads < most ? threads : (int)most;  /* (784-64-10 ran slower on 2) */
     if (batch == 1) /* a sample alone is too little to share: waits cost more than it saves */
         threads = 1; /* (784-800-10 per sample ran slower on 2) */
+    for (int l = 1; l < L; l++) /* BLAS's threads take the cores for a large layer above; */
+        if (net->gemm && net->size[l] * net->size[l + 1] >= GEMM_FROM_WEIGHTS)
+            threads = 1; /* a thread of ours would spin at each barrier meanwhile */
     int dense = optim->kind != PLAIN_SGD; /* the dense path: every row of W_1 steps */
     int by_rows = blocks <= MAX_VECS * threads; /* every thread's columns in one pass */
     float max_norm = dense ? (float)optim->max_norm : 0;

@@ -60,7 +60,7 @@ static void release(Work *work, int depth) {
     for (int l = 1; l <= depth; l++) free(work->Z[l]), free(work->A[l]);
     for (int l = 1; l < depth; l++) {
         Dense *layer = &work->dense[l];
-        free(layer->W), free(layer->WT), free(layer->b);
+        free(layer->W), free(layer->WT), free(layer->b), free(layer->G);
         free(layer->m), free(layer->s), free(layer->bm), free(layer->bs);
     }
 }
@@ -112,20 +112,22 @@ static int prepare(Work *work, const Net *net, const Inputs *in, int64_t n, int6
         Dense *layer = &work->dense[l];
         layer->fi = net->size[l], layer->fo = net->size[l + 1];
         layer->sa = padded(layer->fi), layer->sz = padded(layer->fo);
-        ok = (layer->W = floats(layer->fi * layer->sz)) &&
-             (layer->WT = floats(layer->fo * layer->sa)) && (layer->b = floats(layer->sz));
+        Gemm gemm = layer->gemm = layer->fi * layer->fo >= GEMM_FROM_WEIGHTS ? net->gemm : NULL;
+        /* the optimizer's buffers laid out as WT (the kernels) or as W (BLAS) */
+        int64_t rows = gemm ? layer->fi : layer->fo, stride = gemm ? layer->sz : layer->sa;
+        ok = (layer->W = floats(layer->fi * layer->sz)) && (layer->b = floats(layer->sz)) &&
+             (gemm ? (layer->G = floats(layer->fi * layer->sz)) != NULL
+                   : (layer->WT = floats(layer->fo * layer->sa)) != NULL);
         for (int64_t i = 0; ok && i < layer->fi; i++)
-            for (int64_t o = 0; o < layer->fo; o++)
-                layer->W[i * layer->sz + o] = layer->WT[o * layer->sa + i] =
-                    net->W[l][i * layer->fo + o];
+            memcpy(layer->W + i * layer->sz, net->W[l] + i * layer->fo, layer->fo * sizeof(float));
+        if (ok && !gemm) copy_in(layer->WT, net->W[l], layer->fi, layer->fo, layer->sa, 1);
         if (ok) memcpy(layer->b, net->b[l], layer->fo * sizeof(float));
         if (ok && state) {
-            ok = (layer->m = floats(layer->fo * layer->sa)) &&
-                 (layer->s = floats(layer->fo * layer->sa)) && (layer->bm = floats(layer->sz)) &&
-                 (layer->bs = floats(layer->sz));
+            ok = (layer->m = floats(rows * stride)) && (layer->s = floats(rows * stride)) &&
+                 (layer->bm = floats(layer->sz)) && (layer->bs = floats(layer->sz));
             if (ok) {
-                copy_in(layer->m, state->first[2 * l], layer->fi, layer->fo, layer->sa, 1);
-                copy_in(layer->s, state->second[2 * l], layer->fi, layer->fo, layer->sa, 1);
+                copy_in(layer->m, state->first[2 * l], layer->fi, layer->fo, stride, !gemm);
+                copy_in(layer->s, state->second[2 * l], layer->fi, layer->fo, stride, !gemm);
                 copy_in(layer->bm, state->first[2 * l + 1], 1, layer->fo, layer->sz, 0);
                 copy_in(layer->bs, state->second[2 * l + 1], 1, layer->fo, layer->sz, 0);
             }
@@ -165,8 +167,9 @@ static void finish(Work *work, Net *net, State *state) {
             memcpy(net->W[l] + i * layer->fo, layer->W + i * layer->sz, layer->fo * sizeof(float));
         memcpy(net->b[l], layer->b, layer->fo * sizeof(float));
         if (state) {
-            copy_out(state->first[2 * l], layer->m, layer->fi, layer->fo, layer->sa, 1);
-            copy_out(state->second[2 * l], layer->s, layer->fi, layer->fo, layer->sa, 1);
+            int64_t stride = layer->gemm ? layer->sz : layer->sa;
+            copy_out(state->first[2 * l], layer->m, layer->fi, layer->fo, stride, !layer->gemm);
+            copy_out(state->second[2 * l], layer->s, layer->fi, layer->fo, stride, !layer->gemm);
             copy_out(state->first[2 * l + 1], layer->bm, 1, layer->fo, layer->sz, 0);
             copy_out(state->second[2 * l + 1], layer->bs, 1, layer->fo, layer->sz, 0);
         }
