@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..nn.dropout import Dropout
 from ..nn.model import MLP
 from ..nn.optim import Optimizer
-from .base import Engine, StepOptions
+from .base import CHUNK_SAMPLES, Engine, StepOptions
 from .compiled import CompiledEngine
 from .fast_numpy import FastNumpyEngine
 from .reference import ReferenceEngine
@@ -29,7 +29,10 @@ from .reference import ReferenceEngine
 ENGINES: dict[str, type[Engine]] = {
     engine.name: engine for engine in (CompiledEngine, FastNumpyEngine, ReferenceEngine)
 }
-TRIAL_SAMPLES = 512  # samples a trial round takes at the least; each engine takes 3 rounds
+# samples a trial round takes: a training chunk, so that what an engine pays once a call
+# (the compiled step copies the weights in and out) weighs as it does in training; each
+# engine takes 3 rounds
+TRIAL_SAMPLES = CHUNK_SAMPLES
 
 
 def choose_engine(wanted: str, step: StepOptions, train: Split | None = None) -> type[Engine]:
@@ -100,10 +103,7 @@ def time_engine(
     BLAS starts its threads), then the quicker of two. Nothing of the run is touched: not its
     weights, buffers, step count, nor its random streams."""
     model, optimizer, dropout = copy.deepcopy((model, optimizer, dropout))
-    # at least 4 batches of TRIAL_SAMPLES, at most 4 times that: a larger batch takes steps
-    # of the same cost per sample
-    wanted = min(max(TRIAL_SAMPLES, 4 * batch_size), 4 * TRIAL_SAMPLES)
-    samples = max(1, min(wanted, len(train) // 3))
+    samples = max(1, min(TRIAL_SAMPLES, len(train) // 3))
     rows = np.arange(min(3 * samples, len(train)))
     trial = Split(train.X[rows], train.y[rows], train.normalization, train.image_shape)
     trainer = engine(model, optimizer, dropout, trial, min(batch_size, samples), threads)
